@@ -1,0 +1,60 @@
+"""``python3 -m fraudshop <command>``: set up the project's virtualenv if needed, then run the command.
+
+This is what the README's two commands use on a fresh machine. It needs only the standard
+library: it creates ``.venv`` beside the package, installs fraudshop with its dev extras when
+``pyproject.toml`` changed, and re-runs itself inside that environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+INSTALL_STAMP = VENV / ".fraudshop-install"
+REQUIRED_TOOLS = {"java": "Java 17 runs Kafka, Cassandra and Spark", "mvn": "Maven resolves the servers' jars"}
+
+
+def _say(message: str) -> None:
+    print(f"[fraudshop] {message}", file=sys.stderr, flush=True)
+
+
+def _running_in_project_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _ensure_installed() -> None:
+    missing = [f"{tool} ({why})" for tool, why in REQUIRED_TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"[fraudshop] missing on PATH: {', '.join(missing)}")
+    wanted = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    if INSTALL_STAMP.exists() and INSTALL_STAMP.read_text().strip() == wanted and VENV_PYTHON.exists():
+        return
+    if not VENV_PYTHON.exists():
+        _say(f"creating virtualenv {VENV}")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    _say("installing fraudshop and its dependencies into .venv (first time: about a minute)")
+    subprocess.run(
+        [str(VENV_PYTHON), "-m", "pip", "install", "--progress-bar", "on", "-e", f"{REPO}[dev]"],
+        check=True,
+    )
+    INSTALL_STAMP.write_text(wanted + "\n")
+
+
+def main() -> None:
+    _ensure_installed()
+    if _running_in_project_venv():
+        from fraudshop.cli import main as cli_main
+
+        sys.exit(cli_main())
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), "-m", "fraudshop", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""cassandra-driver sessions built from the fraudshop config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+from fraudshop.config import CassandraConfig
+
+
+@contextmanager
+def cassandra_session(cassandra: CassandraConfig, keyspace: str | None = None) -> Iterator[Session]:
+    """A driver session, closed with its cluster on exit."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cassandra.local_dc or None)),
+        request_timeout=30,
+    )
+    auth = PlainTextAuthProvider(cassandra.username, cassandra.password) if cassandra.username else None
+    cluster = Cluster(
+        contact_points=cassandra.host_list,
+        port=cassandra.port,
+        auth_provider=auth,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    )
+    try:
+        yield cluster.connect(keyspace)
+    finally:
+        cluster.shutdown()

@@ -1,0 +1,168 @@
+"""The ``fraudshop`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from fraudshop.cli_args import add_config_arguments, load_config_from_args
+from fraudshop.config import Config, ConfigError
+from fraudshop.logs import configure_logging
+
+log = logging.getLogger("fraudshop")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _stack(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.stack import stack_down, stack_status, stack_up
+
+    if args.action == "up":
+        for name, seconds in stack_up(config).items():
+            print(f"{name}: ready" + (f" after {seconds:.1f} s" if seconds else " (was already running)"))
+    elif args.action == "down":
+        stack_down(config)
+    for line in stack_status(config):
+        print(line)
+    return 0
+
+
+def _schema(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.cassandra_client import cassandra_session
+    from fraudshop.schema import apply_schema
+
+    with cassandra_session(config.cassandra) as session:
+        apply_schema(session, config.cassandra)
+    return 0
+
+
+def _job(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.job_launcher import job_command, run_job
+
+    if args.print:
+        print(shlex.join(job_command(config)))
+        return 0
+    return run_job(config)
+
+
+def _produce(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.producer import csv_transactions, ensure_topic, send_transactions, synthetic_transactions
+
+    ensure_topic(config.kafka)
+    transactions = (
+        csv_transactions(args.csv, restamp=not args.keep_time)
+        if args.csv
+        else synthetic_transactions(args.accounts, seed=args.seed)
+    )
+    send_transactions(
+        config.kafka,
+        transactions,
+        rate=args.rate,
+        limit=args.count,
+        duration=timedelta(seconds=args.duration) if args.duration else None,
+        record_format=args.format,
+    )
+    return 0
+
+
+def _change(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.cassandra_client import cassandra_session
+    from fraudshop.profile_changes import ProfileChange, record_profile_change
+
+    changed_at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
+    if changed_at.tzinfo is None:
+        changed_at = changed_at.replace(tzinfo=timezone.utc)
+    change = ProfileChange(args.account, args.customer, args.type, changed_at)
+    with cassandra_session(config.cassandra) as session:
+        record_profile_change(session, config.cassandra.keyspace, change)
+    print(
+        f"recorded {change.change_type} change of customer {change.customer_id} on account {change.account_no} "
+        f"at {change.last_updated.isoformat()}"
+    )
+    return 0
+
+
+def _demo(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.demo import run_demo
+
+    run_demo(config, duration=timedelta(seconds=args.duration), rate=args.rate, accounts=args.accounts)
+    return 0
+
+
+def _test(config: Config, args: argparse.Namespace) -> int:
+    """Lint, type-check and run the whole test suite (the integration tests start the local stack)."""
+    python = sys.executable
+    steps = [
+        [python, "-m", "ruff", "check", "."],
+        [python, "-m", "ruff", "format", "--check", "."],
+        [python, "-m", "mypy"],
+        [python, "-m", "pytest", *args.pytest_args],
+    ]
+    for step in steps:
+        log.info("running %s", shlex.join(step[2:]))
+        code = subprocess.call(step, cwd=REPO)
+        if code != 0:
+            return code
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraudshop", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[Config, argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        add_config_arguments(sub)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    stack = command("stack", _stack, "start, stop or inspect the embedded local Kafka + Cassandra")
+    stack.add_argument("action", choices=["up", "down", "status"])
+
+    schema = command("schema", _schema, "create the keyspace and tables (idempotent)")
+    schema.add_argument("action", choices=["apply"])
+
+    job = command("job", _job, "run the detection job with spark-submit")
+    job.add_argument("--print", action="store_true", help="print the spark-submit command instead of running it")
+
+    produce = command("produce", _produce, "send transactions to Kafka: synthetic, or replay a CSV")
+    produce.add_argument("--rate", type=float, default=20.0, help="transactions per second (0 = as fast as possible)")
+    produce.add_argument("--accounts", type=int, default=100, help="number of synthetic accounts")
+    produce.add_argument("--count", type=int, help="stop after this many transactions")
+    produce.add_argument("--duration", type=float, help="stop after this many seconds")
+    produce.add_argument("--seed", type=int, default=0, help="random seed of the synthetic workload")
+    produce.add_argument("--format", choices=["json", "legacy"], default="json", help="record format on the topic")
+    produce.add_argument("--csv", type=Path, help="replay this CSV instead of generating transactions")
+    produce.add_argument("--keep-time", action="store_true", help="keep the CSV's tranpostdt instead of 'now'")
+
+    change = command("change", _change, "record a customer profile change in cust_change")
+    change.add_argument("--account", required=True)
+    change.add_argument("--customer", required=True)
+    change.add_argument("--type", required=True, choices=["email", "phone", "address", "other"])
+    change.add_argument("--at", help="ISO-8601 time of the change (default: now; naive = UTC)")
+
+    demo = command("demo", _demo, "the live demo on the local stack: stream, profile changes, alerts")
+    demo.add_argument("--duration", type=float, default=150.0, help="seconds of streaming after the job is up")
+    demo.add_argument("--rate", type=float, default=25.0, help="transactions per second")
+    demo.add_argument("--accounts", type=int, default=40, help="number of synthetic accounts")
+
+    test = command("test", _test, "lint, type-check and run the whole test suite")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging()
+    try:
+        config = load_config_from_args(args)
+    except ConfigError as error:
+        print(f"fraudshop: {error}", file=sys.stderr)
+        return 2
+    handler: Callable[[Config, argparse.Namespace], int] = args.handler
+    return handler(config, args)

@@ -1,0 +1,116 @@
+"""The live demo: the proofshop story on the local stack, printed as it happens.
+
+Transactions stream in for a few dozen accounts; three customers change their profile one after
+the other; each change's transactions start appearing in cust_fraud on the next micro-batch,
+because the job re-reads cust_change on every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from cassandra.cluster import Session
+
+from fraudshop.cassandra_client import cassandra_session
+from fraudshop.config import Config
+from fraudshop.job_launcher import start_job, stop_job
+from fraudshop.producer import account_number, ensure_topic, send_transactions, synthetic_transactions
+from fraudshop.profile_changes import ProfileChange, record_profile_change
+from fraudshop.schema import apply_schema
+from fraudshop.stack import stack_up
+
+log = logging.getLogger(__name__)
+
+#: (account index, customer, change type) of the three profile changes the demo records.
+DEMO_CHANGES = ((3, "CUST-ALICE", "email"), (11, "CUST-BOB", "phone"), (27, "CUST-CAROL", "address"))
+
+
+def _count_transactions(session: Session, keyspace: str, accounts: int) -> int:
+    statement = session.prepare(f"SELECT count(*) FROM {keyspace}.transaction WHERE account_no = ?")
+    return sum(session.execute(statement, (account_number(i),)).one()[0] for i in range(accounts))
+
+
+def _print_new_alerts(session: Session, keyspace: str, day: date, seen: set[tuple[datetime, str]]) -> None:
+    rows = session.execute(
+        f"SELECT tranpostdt, tranid, customer_id, account_no, amount, change_type, last_updated "
+        f"FROM {keyspace}.cust_fraud_by_day WHERE day = %s",
+        (day,),
+    )
+    for row in sorted(rows, key=lambda r: r.tranpostdt):
+        if (row.tranpostdt, row.tranid) in seen:
+            continue
+        seen.add((row.tranpostdt, row.tranid))
+        print(
+            f"  ALERT {row.tranpostdt:%H:%M:%S.%f}"[:-3]
+            + f"  {row.customer_id:<11} {row.account_no}  {row.amount:>9.2f}"
+            f"  {row.change_type} change at {row.last_updated:%H:%M:%S}",
+            flush=True,
+        )
+
+
+def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) -> None:
+    keyspace = config.cassandra.keyspace
+    print("== 1. Local stack: a Kafka broker and a Cassandra node on 127.0.0.1", flush=True)
+    stack_up(config)
+    with cassandra_session(config.cassandra) as session:
+        apply_schema(session, config.cassandra)
+        ensure_topic(config.kafka)
+        job_log = config.stack.state_dir / "logs" / "demo-job.log"
+        job_log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"== 2. Starting the streaming job (spark-submit; its log: {job_log})", flush=True)
+        with open(job_log, "ab") as output:
+            job = start_job(config, output)
+        stop_producing = threading.Event()
+        try:
+            print(f"== 3. Producing {rate:.0f} transactions/s over {accounts} accounts to topic {config.kafka.topic}")
+            producer = threading.Thread(
+                target=send_transactions,
+                args=(config.kafka, synthetic_transactions(accounts, seed=int(time.time())), rate),
+                kwargs={"duration": duration + timedelta(minutes=5), "stop": stop_producing},
+                daemon=True,
+            )
+            producer.start()
+            _wait_for_first_batch(session, keyspace, accounts, job, job_log)
+            print(
+                "== 4. Transactions are landing in bank.transaction. Now customers change their profiles:", flush=True
+            )
+            seen: set[tuple[datetime, str]] = set()
+            start = time.monotonic()
+            pending = list(DEMO_CHANGES)
+            next_change = start
+            while time.monotonic() - start < duration.total_seconds():
+                if pending and time.monotonic() >= next_change:
+                    index, customer, change_type = pending.pop(0)
+                    change = ProfileChange(account_number(index), customer, change_type, datetime.now(timezone.utc))
+                    record_profile_change(session, keyspace, change)
+                    print(f"  CHANGE {customer} changed {change_type} on {change.account_no}", flush=True)
+                    next_change += duration.total_seconds() / (len(DEMO_CHANGES) + 1)
+                _print_new_alerts(session, keyspace, datetime.now(timezone.utc).date(), seen)
+                if job.poll() is not None:
+                    raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
+                time.sleep(1)
+            print(
+                f"== 5. {len(seen)} flagged transactions. Query them: SELECT * FROM {keyspace}.cust_fraud "
+                "WHERE customer_id = 'CUST-ALICE';"
+            )
+        finally:
+            stop_producing.set()
+            stop_job(job)
+    print("The local stack is still running for your queries; stop it with: fraudshop stack down")
+
+
+def _wait_for_first_batch(
+    session: Session, keyspace: str, accounts: int, job: subprocess.Popen[bytes], job_log: Path, timeout: float = 300
+) -> None:
+    deadline = time.monotonic() + timeout
+    while _count_transactions(session, keyspace, accounts) == 0:
+        if job.poll() is not None:
+            raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no transaction reached Cassandra within {timeout:.0f} s")
+        time.sleep(2)

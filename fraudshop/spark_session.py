@@ -1,0 +1,71 @@
+"""SparkSession and spark-submit settings derived from the fraudshop config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from fraudshop import versions
+from fraudshop.config import CassandraConfig, Config
+
+JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
+SPARK_LOG_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "spark-log4j2.properties"
+
+
+def cassandra_connector_settings(cassandra: CassandraConfig) -> dict[str, str]:
+    """Spark Cassandra Connector settings (``spark.cassandra.*``)."""
+    settings = {
+        "spark.cassandra.connection.host": cassandra.hosts,
+        "spark.cassandra.connection.port": str(cassandra.port),
+    }
+    if cassandra.local_dc:
+        settings["spark.cassandra.connection.localDC"] = cassandra.local_dc
+    if cassandra.username:
+        settings["spark.cassandra.auth.username"] = cassandra.username
+        settings["spark.cassandra.auth.password"] = cassandra.password
+    return settings
+
+
+def session_settings(config: Config) -> dict[str, str]:
+    """Settings every fraudshop SparkSession needs, whatever the cluster."""
+    return {
+        # Event times are UTC end to end; naive timestamps in records are read as UTC.
+        "spark.sql.session.timeZone": "UTC",
+        # Enables the connector's direct join: a micro-batch joined to cust_change on its
+        # partition key reads only the partitions of the accounts in the batch.
+        "spark.sql.extensions": "com.datastax.spark.connector.CassandraSparkExtensions",
+        "spark.sql.shuffle.partitions": str(config.job.shuffle_partitions),
+        **cassandra_connector_settings(config.cassandra),
+    }
+
+
+def build_spark_session(config: Config, app_name: str) -> SparkSession:
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in session_settings(config).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def spark_submit_command(config: Config, job: str, spark_submit: str = "spark-submit") -> list[str]:
+    """The spark-submit command line that runs ``jobs/<job>.py`` on ``config.job.spark_master``.
+
+    Connector jars are resolved by spark-submit's own Ivy client from Maven Central and cached
+    under ``stack.cache_dir``; no secret appears here (the job reads them from the environment).
+    """
+    ivy_home = config.stack.cache_dir / "ivy"
+    driver_options = f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{SPARK_LOG_CONFIG}"
+    return [
+        spark_submit,
+        "--master",
+        config.job.spark_master,
+        "--packages",
+        ",".join(versions.SPARK_PACKAGES),
+        "--conf",
+        f"spark.jars.ivy={ivy_home}",
+        "--conf",
+        f"spark.driver.extraJavaOptions={driver_options}",
+        "--conf",
+        "spark.executor.extraJavaOptions=-Duser.timezone=UTC",
+        str(JOBS_DIR / f"{job}.py"),
+    ]

@@ -1,0 +1,144 @@
+"""Kafka → the spark-submit job → Cassandra, on the real local stack, nothing mocked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cassandra.cluster import Session
+from kafka import KafkaProducer
+
+from fraudshop.config import Config
+from fraudshop.job_launcher import start_job, stop_job
+from fraudshop.producer import ensure_topic, kafka_client_settings, send_transactions
+from fraudshop.profile_changes import ProfileChange, record_profile_change
+from tests.integration.conftest import wait_until
+
+pytestmark = pytest.mark.integration
+
+# Milliseconds only: Cassandra's timestamp precision, so what we send is what we read back.
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+EMAIL_CHANGE = ProfileChange("ACC-A", "CUST-A", "email", NOW - timedelta(hours=1))
+EXPIRED_CHANGE = ProfileChange("ACC-B", "CUST-B", "phone", NOW - timedelta(hours=30))
+# Recorded while the job runs, after the first micro-batches.
+LIVE_CHANGE = ProfileChange("ACC-C", "CUST-C", "address", NOW - timedelta(minutes=2))
+
+
+def transaction(account: str, at: datetime, tranid: str, amount: float) -> dict[str, object]:
+    return {
+        "account_no": account,
+        "tranpostdt": at.isoformat(timespec="milliseconds"),
+        "tranid": tranid,
+        "amount": amount,
+        "merchant": "TEST SHOP",
+        "cardnum": "4000123412341234",
+    }
+
+
+FIRST_JSON = [
+    transaction("ACC-A", EMAIL_CHANGE.last_updated + timedelta(minutes=10), "A-in-window", 10.0),
+    transaction("ACC-A", EMAIL_CHANGE.last_updated - timedelta(milliseconds=1), "A-1ms-before", 11.0),
+    transaction("ACC-B", NOW - timedelta(minutes=1), "B-expired-window", 12.0),
+    transaction("ACC-C", LIVE_CHANGE.last_updated - timedelta(minutes=3), "C-before-change", 13.0),
+]
+# The original proofshop's semicolon format, naive time = UTC.
+FIRST_LEGACY = [transaction("ACC-A", EMAIL_CHANGE.last_updated + timedelta(minutes=20), "A-legacy", 14.0)]
+MALFORMED = [
+    b"this is not a transaction",
+    b'{"account_no": "ACC-A", "tranpostdt": "2026-01-01T00:00:00Z", "tranid": "X"}',
+]
+SECOND_JSON = [
+    transaction("ACC-C", NOW, "C-after-change", 15.0),
+    transaction("ACC-C", LIVE_CHANGE.last_updated - timedelta(seconds=1), "C-1s-before-change", 16.0),
+]
+
+EXPECTED_TRANSACTIONS = {t["tranid"] for t in FIRST_JSON + FIRST_LEGACY + SECOND_JSON}
+EXPECTED_ALERTS = {
+    # (customer, tranid, change type, change time)
+    ("CUST-A", "A-in-window", "email", EMAIL_CHANGE.last_updated),
+    ("CUST-A", "A-legacy", "email", EMAIL_CHANGE.last_updated),
+    ("CUST-C", "C-after-change", "address", LIVE_CHANGE.last_updated),
+}
+EXPECTED_REJECTS = {("unrecognised_format", MALFORMED[0].decode()), ("missing_amount", MALFORMED[1].decode())}
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc)
+
+
+def stored_tranids(session: Session, keyspace: str) -> set[str]:
+    return {row.tranid for row in session.execute(f"SELECT tranid FROM {keyspace}.transaction")}
+
+
+def stored_alerts(session: Session, keyspace: str, table: str) -> set[tuple[str, str, str, datetime]]:
+    rows = session.execute(f"SELECT customer_id, tranid, change_type, last_updated FROM {keyspace}.{table}")
+    return {(r.customer_id, r.tranid, r.change_type, utc(r.last_updated)) for r in rows}
+
+
+def stored_rejects(session: Session, keyspace: str) -> set[tuple[str, str]]:
+    return {
+        (r.reason, r.raw_value)
+        for r in session.execute(f"SELECT reason, raw_value FROM {keyspace}.transaction_rejects")
+    }
+
+
+@pytest.fixture
+def running_job(isolated_config: Config, tmp_path: Path) -> Iterator[Path]:
+    ensure_topic(isolated_config.kafka)
+    job_log = tmp_path / "job.log"
+    with open(job_log, "wb") as output:
+        job = start_job(isolated_config, output)
+    try:
+        yield job_log
+        assert job.poll() is None, f"the job died:\n{job_log.read_text()[-5000:]}"
+    finally:
+        stop_job(job)
+
+
+def test_transactions_flow_through_and_changes_are_picked_up_live(
+    isolated_config: Config, cassandra: Session, running_job: Path
+) -> None:
+    keyspace = isolated_config.cassandra.keyspace
+    for change in (EMAIL_CHANGE, EXPIRED_CHANGE):
+        record_profile_change(cassandra, keyspace, change)
+
+    send_transactions(isolated_config.kafka, FIRST_JSON, rate=0, record_format="json")
+    send_transactions(isolated_config.kafka, FIRST_LEGACY, rate=0, record_format="legacy")
+    raw = KafkaProducer(**kafka_client_settings(isolated_config.kafka), acks="all")
+    for value in MALFORMED:
+        raw.send(isolated_config.kafka.topic, value=value)
+    raw.close()
+
+    first_tranids = {t["tranid"] for t in FIRST_JSON + FIRST_LEGACY}
+    wait_until(lambda: stored_tranids(cassandra, keyspace) == first_tranids, 240, "the first transactions")
+    wait_until(lambda: stored_rejects(cassandra, keyspace) == EXPECTED_REJECTS, 30, "the rejected records")
+
+    # The job is running: this change must be used by a later micro-batch, without a restart.
+    record_profile_change(cassandra, keyspace, LIVE_CHANGE)
+    send_transactions(isolated_config.kafka, SECOND_JSON, rate=0, record_format="json")
+
+    wait_until(lambda: stored_tranids(cassandra, keyspace) == EXPECTED_TRANSACTIONS, 60, "all transactions")
+    wait_until(lambda: stored_alerts(cassandra, keyspace, "cust_fraud") == EXPECTED_ALERTS, 30, "the alerts")
+    assert stored_alerts(cassandra, keyspace, "cust_fraud_by_day") == EXPECTED_ALERTS
+    assert stored_rejects(cassandra, keyspace) == EXPECTED_REJECTS
+
+    # Lineage and amounts survive the trip.
+    row = cassandra.execute(
+        f"SELECT amount, account_no, source_topic, source_offset, qualifying_changes, detected_at "
+        f"FROM {keyspace}.cust_fraud WHERE customer_id = 'CUST-C'"
+    ).one()
+    assert (row.amount, row.account_no, row.source_topic, row.qualifying_changes) == (
+        15.0,
+        "ACC-C",
+        isolated_config.kafka.topic,
+        1,
+    )
+    assert row.source_offset is not None and row.detected_at is not None
+    stored = cassandra.execute(
+        f"SELECT tranpostdt, amount, merchant, cardnum FROM {keyspace}.transaction "
+        "WHERE account_no = 'ACC-A' AND tranpostdt = %s",
+        (EMAIL_CHANGE.last_updated + timedelta(minutes=10),),
+    ).one()
+    assert (stored.amount, stored.merchant, stored.cardnum) == (10.0, "TEST SHOP", "4000123412341234")

@@ -12,20 +12,25 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from fraudshop.config import CassandraConfig
 
 
-@contextmanager
-def cassandra_session(cassandra: CassandraConfig, keyspace: str | None = None) -> Iterator[Session]:
-    """A driver session, closed with its cluster on exit."""
+def connect(cassandra: CassandraConfig) -> Cluster:
+    """A driver cluster object for the configured contact points, credentials and data centre."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cassandra.local_dc or None)),
         request_timeout=30,
     )
     auth = PlainTextAuthProvider(cassandra.username, cassandra.password) if cassandra.username else None
-    cluster = Cluster(
+    return Cluster(
         contact_points=cassandra.host_list,
         port=cassandra.port,
         auth_provider=auth,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     )
+
+
+@contextmanager
+def cassandra_session(cassandra: CassandraConfig, keyspace: str | None = None) -> Iterator[Session]:
+    """A driver session, closed with its cluster on exit."""
+    cluster = connect(cassandra)
     try:
         yield cluster.connect(keyspace)
     finally:

@@ -58,6 +58,7 @@ class JobConfig:
     spark_master: str
     trigger_interval: str
     change_window_hours: float
+    change_scan_margin_seconds: int
     max_future_skew_seconds: int
     max_record_bytes: int
     checkpoint_dir: Path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 #: Columns of a flagged transaction, the content of bank.cust_fraud without detected_at.
@@ -19,7 +19,28 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "source_partition",
     "source_offset",
 )
+#: Also returned by the rule: customers of other qualifying changes, whose cust_fraud row for
+#: the transaction (written before a newer change of another owner was known) is stale.
+SUPERSEDED_CUSTOMERS = "superseded_customers"
 _TRANSACTION_KEY = ("account_no", "tranpostdt", "tranid")
+
+
+def _in_window(transaction: str, change: str, window_seconds: int) -> Column:
+    """``change.last_updated <= transaction.tranpostdt < change.last_updated + window``, same account."""
+    last_updated = F.col(f"{change}.last_updated")
+    tranpostdt = F.col(f"{transaction}.tranpostdt")
+    return (
+        (F.col(f"{transaction}.account_no") == F.col(f"{change}.account_no"))
+        & (last_updated <= tranpostdt)
+        & (tranpostdt < last_updated + F.expr(f"INTERVAL {int(window_seconds)} SECONDS"))
+    )
+
+
+def transactions_in_change_windows(transactions: DataFrame, changes: DataFrame, window_seconds: int) -> DataFrame:
+    """The transactions inside the window of at least one of ``changes`` (each transaction once)."""
+    return transactions.alias("t").join(
+        changes.select("account_no", "last_updated").alias("c"), _in_window("t", "c", window_seconds), "left_semi"
+    )
 
 
 def flag_changed_customer_transactions(
@@ -31,22 +52,17 @@ def flag_changed_customer_transactions(
     ``C.last_updated <= T.tranpostdt < C.last_updated + window_seconds``.
 
     The row names the most recent qualifying change (``last_updated``, ``change_type`` and the
-    ``customer_id`` recorded with it) and how many distinct changes qualified. Duplicated
-    transaction records (a replayed Kafka record) collapse into one row whose lineage is the
-    earliest record, so the result does not depend on how often a record was delivered.
+    ``customer_id`` recorded with it; ties broken by change type) and how many distinct changes
+    qualified. It depends only on the set of transactions and changes, not on their order of
+    arrival or on duplicates: a replayed record collapses into one row whose lineage is the
+    earliest record. Columns: :data:`ALERT_COLUMNS` and :data:`SUPERSEDED_CUSTOMERS`.
     """
-    t = transactions.alias("t")
     c = changes.select("account_no", "last_updated", "change_type", "customer_id").alias("c")
-    window_end = F.col("c.last_updated") + F.expr(f"INTERVAL {int(window_seconds)} SECONDS")
-    matches = t.join(
-        c,
-        (F.col("t.account_no") == F.col("c.account_no"))
-        & (F.col("c.last_updated") <= F.col("t.tranpostdt"))
-        & (F.col("t.tranpostdt") < window_end),
-    )
+    matches = transactions.alias("t").join(c, _in_window("t", "c", window_seconds))
     flagged = matches.groupBy(*[F.col(f"t.{name}").alias(name) for name in _TRANSACTION_KEY]).agg(
         F.max(F.struct("c.last_updated", "c.change_type", "c.customer_id")).alias("change"),
         F.countDistinct("c.last_updated", "c.change_type").cast("int").alias("qualifying_changes"),
+        F.collect_set("c.customer_id").alias("qualifying_customers"),
         F.min(F.struct("t.source_topic", "t.source_partition", "t.source_offset", "t.amount")).alias("record"),
     )
     return flagged.select(
@@ -61,4 +77,7 @@ def flag_changed_customer_transactions(
         F.col("record.source_topic").alias("source_topic"),
         F.col("record.source_partition").alias("source_partition"),
         F.col("record.source_offset").alias("source_offset"),
+        F.array_sort(F.filter("qualifying_customers", lambda customer: customer != F.col("change.customer_id"))).alias(
+            SUPERSEDED_CUSTOMERS
+        ),
     )

@@ -1,4 +1,4 @@
-"""Record a customer profile change in cust_change: the event the fraud rule reacts to."""
+"""Record a customer profile change: the event the fraud rule reacts to."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
 
 CHANGE_TYPES: tuple[str, ...] = ("email", "phone", "address", "other")
+
+
+def to_cassandra_time(moment: datetime) -> datetime:
+    """UTC, truncated to the millisecond: what a Cassandra timestamp keeps."""
+    if moment.tzinfo is None:
+        raise ValueError("a time zone is required")
+    utc = moment.astimezone(timezone.utc)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -15,7 +24,7 @@ class ProfileChange:
     account_no: str
     customer_id: str
     change_type: str
-    #: When the profile changed, UTC, millisecond precision (Cassandra's).
+    #: When the profile changed (UTC, millisecond precision).
     last_updated: datetime
 
     def __post_init__(self) -> None:
@@ -24,14 +33,42 @@ class ProfileChange:
         for name in ("account_no", "customer_id"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{name} must not be empty")
-        if self.last_updated.tzinfo is None:
-            raise ValueError("last_updated must carry a time zone")
-        utc = self.last_updated.astimezone(timezone.utc)
-        object.__setattr__(self, "last_updated", utc.replace(microsecond=utc.microsecond // 1000 * 1000))
+        object.__setattr__(self, "last_updated", to_cassandra_time(self.last_updated))
+
+    @property
+    def key(self) -> tuple[str, datetime, str]:
+        """cust_change's primary key: recording the same change again overwrites it."""
+        return (self.account_no, self.last_updated, self.change_type)
 
 
-def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> None:
-    statement = session.prepare(
-        f"INSERT INTO {keyspace}.cust_change (account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?)"
+def recorded_hour(recorded_at: datetime) -> datetime:
+    return recorded_at.replace(minute=0, second=0, microsecond=0)
+
+
+def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> datetime:
+    """Write the change to cust_change and cust_change_log atomically; return when it was recorded."""
+    recorded_at = to_cassandra_time(datetime.now(timezone.utc))
+    batch = BatchStatement(batch_type=BatchType.LOGGED)
+    batch.add(
+        session.prepare(
+            f"INSERT INTO {keyspace}.cust_change (account_no, last_updated, change_type, customer_id) "
+            "VALUES (?, ?, ?, ?)"
+        ),
+        (change.account_no, change.last_updated, change.change_type, change.customer_id),
     )
-    session.execute(statement, (change.account_no, change.last_updated, change.change_type, change.customer_id))
+    batch.add(
+        session.prepare(
+            f"INSERT INTO {keyspace}.cust_change_log "
+            "(recorded_hour, recorded_at, account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        (
+            recorded_hour(recorded_at),
+            recorded_at,
+            change.account_no,
+            change.last_updated,
+            change.change_type,
+            change.customer_id,
+        ),
+    )
+    session.execute(batch)
+    return recorded_at

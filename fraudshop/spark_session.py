@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -40,7 +42,15 @@ def session_settings(config: Config) -> dict[str, str]:
     }
 
 
+def pin_process_time_zone_to_utc() -> None:
+    """PySpark turns timestamps into naive datetimes in the Python process's local time zone;
+    in UTC they mean the same instant as in Spark and in Cassandra."""
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+
+
 def build_spark_session(config: Config, app_name: str) -> SparkSession:
+    pin_process_time_zone_to_utc()
     builder = SparkSession.builder.appName(app_name)
     for key, value in session_settings(config).items():
         builder = builder.config(key, value)

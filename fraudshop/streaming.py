@@ -1,22 +1,17 @@
-"""The detection stream: Kafka → parse → bank.transaction, rejects and alerts, one micro-batch at a time."""
+"""The detection stream: Kafka records into :class:`MicroBatchProcessor`, checkpointed."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from fraudshop.cassandra_store import CassandraStore
 from fraudshop.config import Config, KafkaConfig
-from fraudshop.detection import ALERT_COLUMNS, flag_changed_customer_transactions
-from fraudshop.parsing import parse_transaction_records, rejected_records, valid_transactions
+from fraudshop.micro_batch import BATCH_TIMESTAMP, MicroBatchProcessor
 
-log = logging.getLogger(__name__)
-
-CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 QUERY_NAME = "fraudshop_detect_fraud"
 
 
@@ -44,78 +39,39 @@ def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
     return options
 
 
-def read_cassandra_table(spark: SparkSession, keyspace: str, table: str) -> DataFrame:
-    """A fresh, lazy read of a Cassandra table: each action scans it anew."""
-    return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).load()
-
-
-def write_cassandra_table(rows: DataFrame, keyspace: str, table: str) -> None:
-    rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()
-
-
-@dataclass(frozen=True)
-class MicroBatchProcessor:
-    """The ``foreachBatch`` body: everything the job does with one micro-batch."""
-
-    keyspace: str
-    window_seconds: int
-    max_record_bytes: int
-    max_future_skew_seconds: int
-
-    def __call__(self, records: DataFrame, batch_id: int) -> None:
-        processed_at = datetime.now(timezone.utc)
-        parsed = parse_transaction_records(records, self.max_record_bytes, self.max_future_skew_seconds).persist()
-        try:
-            counts = parsed.agg(
-                F.count(F.lit(1)).alias("records"),
-                F.count("reject_reason").alias("rejected"),
-            ).first()
-            if counts is None or counts["records"] == 0:
-                return
-            transactions = valid_transactions(parsed)
-            write_cassandra_table(transactions, self.keyspace, "transaction")
-            if counts["rejected"]:
-                rejects = rejected_records(parsed).withColumn("rejected_at", F.lit(processed_at))
-                write_cassandra_table(rejects, self.keyspace, "transaction_rejects")
-            # Read on every micro-batch, so a change recorded while the job runs is used by the next batch.
-            changes = read_cassandra_table(records.sparkSession, self.keyspace, "cust_change")
-            alerts = (
-                flag_changed_customer_transactions(transactions, changes, self.window_seconds)
-                .select(*ALERT_COLUMNS)
-                .withColumn("detected_at", F.lit(processed_at))
-                .persist()
-            )
-            try:
-                write_cassandra_table(alerts, self.keyspace, "cust_fraud")
-                write_cassandra_table(
-                    alerts.withColumn("day", F.to_date("tranpostdt")), self.keyspace, "cust_fraud_by_day"
-                )
-                alert_count = alerts.count()
-            finally:
-                alerts.unpersist()
-            log.info(
-                "batch %d: %d records, %d transactions, %d rejected, %d alerts",
-                batch_id,
-                counts["records"],
-                counts["records"] - counts["rejected"],
-                counts["rejected"],
-                alert_count,
-            )
-        finally:
-            parsed.unpersist()
+def transaction_records(spark: SparkSession, kafka: KafkaConfig) -> DataFrame:
+    """The job's input stream: Kafka records, plus one tick row per second from Spark's rate
+    source (``topic`` NULL) so a micro-batch runs every trigger even when no transaction arrives;
+    the late-change scan runs on every micro-batch. Every row carries the batch timestamp."""
+    from_kafka = spark.readStream.format("kafka").options(**kafka_source_options(kafka)).load()
+    ticks = spark.readStream.format("rate").option("rowsPerSecond", 1).load()
+    no_record = ticks.select(
+        F.lit(None).cast("binary").alias("value"),
+        F.lit(None).cast("string").alias("topic"),
+        F.lit(None).cast("int").alias("partition"),
+        F.lit(None).cast("long").alias("offset"),
+        "timestamp",
+    )
+    return (
+        from_kafka.select("value", "topic", "partition", "offset", "timestamp")
+        .unionByName(no_record)
+        .withColumn(BATCH_TIMESTAMP, F.current_timestamp())
+    )
 
 
 def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery:
     """Start the one streaming query of the job; checkpointing makes restarts resume where it stopped."""
-    records = spark.readStream.format("kafka").options(**kafka_source_options(config.kafka)).load()
+    store = CassandraStore(spark, config.cassandra, job_id=str(config.job.checkpoint_dir))
     processor = MicroBatchProcessor(
-        keyspace=config.cassandra.keyspace,
+        store,
         window_seconds=config.job.change_window_seconds,
         max_record_bytes=config.job.max_record_bytes,
         max_future_skew_seconds=config.job.max_future_skew_seconds,
+        change_scan_margin=timedelta(seconds=config.job.change_scan_margin_seconds),
     )
     return (
-        records.writeStream.queryName(QUERY_NAME)
+        transaction_records(spark, config.kafka)
+        .writeStream.queryName(QUERY_NAME)
         .foreachBatch(processor)
         .option("checkpointLocation", str(config.job.checkpoint_dir))
         .trigger(processingTime=config.job.trigger_interval)

@@ -7,9 +7,12 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
+from fraudshop.spark_session import pin_process_time_zone_to_utc
+
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
+    pin_process_time_zone_to_utc()
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fraudshop-unit-tests")

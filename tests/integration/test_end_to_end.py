@@ -146,3 +146,32 @@ def test_transactions_flow_through_and_changes_are_picked_up_live(
         (EMAIL_CHANGE.last_updated + timedelta(minutes=10),),
     ).one()
     assert (stored.amount, stored.merchant, stored.cardnum) == (10.0, "TEST SHOP", "4000123412341234")
+
+
+def test_a_change_recorded_after_its_transactions_flags_them_once(
+    isolated_config: Config, cassandra: Session, running_job: Path
+) -> None:
+    keyspace = isolated_config.cassandra.keyspace
+    change = ProfileChange("ACC-L", "CUST-L", "phone", NOW - timedelta(hours=1))
+    covered = transaction("ACC-L", NOW - timedelta(minutes=10), "L-covered", 21.0)
+    before = transaction("ACC-L", NOW - timedelta(hours=2), "L-before-change", 22.0)
+    # The same record twice in one micro-batch, and once more in a later one: a replay.
+    send_transactions(isolated_config.kafka, [covered, covered, before], rate=0)
+    wait_until(lambda: stored_tranids(cassandra, keyspace) == {"L-covered", "L-before-change"}, 240, "transactions")
+
+    # The card was used before the change was recorded: the job must flag it on a later batch.
+    record_profile_change(cassandra, keyspace, change)
+    expected = {("CUST-L", "L-covered", "phone", change.last_updated)}
+    wait_until(lambda: stored_alerts(cassandra, keyspace, "cust_fraud") == expected, 60, "the late alert")
+    send_transactions(isolated_config.kafka, [covered], rate=0)  # offset 3, all on ACC-L's partition
+
+    def replay_processed() -> bool:
+        rows = cassandra.execute(f"SELECT source_offset FROM {keyspace}.cust_fraud WHERE customer_id = 'CUST-L'")
+        return [row.source_offset for row in rows] == [3]
+
+    wait_until(replay_processed, 30, "the replayed record")
+    assert stored_alerts(cassandra, keyspace, "cust_fraud_by_day") == expected
+
+    rows = list(cassandra.execute(f"SELECT tranid, qualifying_changes FROM {keyspace}.cust_fraud"))
+    assert [(r.tranid, r.qualifying_changes) for r in rows] == [("L-covered", 1)]
+    assert len(list(cassandra.execute(f"SELECT tranid FROM {keyspace}.transaction"))) == 2

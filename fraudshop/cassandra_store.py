@@ -1,0 +1,104 @@
+"""The detection job's store in Cassandra: bulk reads and writes through the Spark Cassandra
+Connector, the few small driver-side statements (change log, progress, deletes) with
+cassandra-driver."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+
+from cassandra.cluster import Cluster, Session
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fraudshop.cassandra_client import connect
+from fraudshop.config import CassandraConfig
+from fraudshop.detection_store import AlertKey
+from fraudshop.profile_changes import ProfileChange, recorded_hour
+
+CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
+
+
+def read_cassandra_table(spark: SparkSession, keyspace: str, table: str) -> DataFrame:
+    """A lazy read of a Cassandra table: every action reads it anew."""
+    return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).load()
+
+
+def write_cassandra_table(rows: DataFrame, keyspace: str, table: str) -> None:
+    rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()
+
+
+class CassandraStore:
+    def __init__(self, spark: SparkSession, cassandra: CassandraConfig, job_id: str) -> None:
+        self.spark = spark
+        self.cassandra = cassandra
+        self.keyspace = cassandra.keyspace
+        self.job_id = job_id
+
+    @cached_property
+    def _cluster(self) -> Cluster:
+        return connect(self.cassandra)
+
+    @cached_property
+    def _session(self) -> Session:
+        return self._cluster.connect(self.keyspace)
+
+    def close(self) -> None:
+        if "_cluster" in self.__dict__:
+            self._cluster.shutdown()
+
+    def _of_accounts(self, table: str, accounts: DataFrame) -> DataFrame:
+        # A join on the partition key: the connector turns it into per-account partition reads
+        # (direct join) instead of a table scan.
+        return accounts.distinct().join(read_cassandra_table(self.spark, self.keyspace, table), "account_no")
+
+    def write_transactions(self, transactions: DataFrame) -> None:
+        write_cassandra_table(transactions, self.keyspace, "transaction")
+
+    def write_rejects(self, rejects: DataFrame) -> None:
+        write_cassandra_table(rejects, self.keyspace, "transaction_rejects")
+
+    def changes_of_accounts(self, accounts: DataFrame) -> DataFrame:
+        return self._of_accounts("cust_change", accounts)
+
+    def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame:
+        return self._of_accounts("transaction", accounts)
+
+    def write_alerts(self, alerts: DataFrame) -> None:
+        write_cassandra_table(alerts, self.keyspace, "cust_fraud")
+        write_cassandra_table(alerts.withColumn("day", F.to_date("tranpostdt")), self.keyspace, "cust_fraud_by_day")
+
+    def delete_alerts(self, keys: Sequence[AlertKey]) -> None:
+        delete = self._session.prepare("DELETE FROM cust_fraud WHERE customer_id = ? AND tranpostdt = ? AND tranid = ?")
+        for key in keys:
+            self._session.execute(delete, key)
+
+    def changes_recorded_since(self, since: datetime) -> list[tuple[datetime, ProfileChange]]:
+        select = self._session.prepare(
+            "SELECT recorded_at, account_no, last_updated, change_type, customer_id FROM cust_change_log "
+            "WHERE recorded_hour = ? AND recorded_at >= ?"
+        )
+        hour = recorded_hour(since)
+        # One hour past now: a writer whose clock runs ahead files changes in the next bucket.
+        last_hour = recorded_hour(datetime.now(timezone.utc) + timedelta(hours=1))
+        found = []
+        while hour <= last_hour:
+            for row in self._session.execute(select, (hour, since)):
+                change = ProfileChange(
+                    row.account_no, row.customer_id, row.change_type, row.last_updated.replace(tzinfo=timezone.utc)
+                )
+                found.append((row.recorded_at.replace(tzinfo=timezone.utc), change))
+            hour += timedelta(hours=1)
+        return found
+
+    def load_scan_progress(self) -> datetime | None:
+        row = self._session.execute(
+            "SELECT changes_scanned_until FROM job_progress WHERE job = %s", (self.job_id,)
+        ).one()
+        return row.changes_scanned_until.replace(tzinfo=timezone.utc) if row else None
+
+    def save_scan_progress(self, scanned_until: datetime) -> None:
+        self._session.execute(
+            "INSERT INTO job_progress (job, changes_scanned_until) VALUES (%s, %s)", (self.job_id, scanned_until)
+        )

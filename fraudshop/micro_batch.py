@@ -1,0 +1,146 @@
+"""Everything the detection job does with one micro-batch: the ``foreachBatch`` body."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fraudshop.detection import (
+    ALERT_COLUMNS,
+    SUPERSEDED_CUSTOMERS,
+    flag_changed_customer_transactions,
+    transactions_in_change_windows,
+)
+from fraudshop.detection_store import DetectionStore
+from fraudshop.parsing import parse_transaction_records, rejected_records, valid_transactions
+from fraudshop.profile_changes import ProfileChange
+
+log = logging.getLogger(__name__)
+
+#: Column the stream adds to every record: the micro-batch's timestamp, which Spark keeps in
+#: the checkpoint, so a replayed batch writes the same detected_at as the first run.
+BATCH_TIMESTAMP = "batch_timestamp"
+CHANGE_SCHEMA = "account_no string, last_updated timestamp, change_type string, customer_id string"
+
+
+class MicroBatchProcessor:
+    """Per micro-batch:
+
+    1. parse the Kafka records; write valid transactions, and rejects with their reason;
+    2. flag the batch's transactions against the changes of their accounts, read now;
+    3. find changes recorded since the previous batch (late changes) and flag the stored
+       transactions inside their windows, reading only those accounts' partitions.
+
+    Step 3 makes the outcome independent of arrival order: a transaction is flagged whether its
+    change was recorded before it arrived (step 2) or after (step 3 of a later batch).
+    """
+
+    def __init__(
+        self,
+        store: DetectionStore,
+        window_seconds: int,
+        max_record_bytes: int,
+        max_future_skew_seconds: int,
+        change_scan_margin: timedelta,
+    ) -> None:
+        self.store = store
+        self.window_seconds = window_seconds
+        self.max_record_bytes = max_record_bytes
+        self.max_future_skew_seconds = max_future_skew_seconds
+        # Changes become visible a little after their recorded_at (clock skew, write latency):
+        # each scan starts this much before the previous one ended.
+        self.change_scan_margin = change_scan_margin
+        self._scanned_until: datetime | None = None
+        # Changes already handled inside the margin, so re-scanning it rewrites nothing.
+        self._handled_changes: dict[tuple[str, datetime, str], datetime] = {}
+
+    def __call__(self, records: DataFrame, batch_id: int) -> None:
+        summary = records.agg(F.max(BATCH_TIMESTAMP).alias("at"), F.count("topic").alias("kafka_records")).first()
+        if summary is None or summary["at"] is None:
+            return
+        batch_at = summary["at"].replace(tzinfo=timezone.utc) if summary["at"].tzinfo is None else summary["at"]
+        new_alerts = 0
+        if summary["kafka_records"]:
+            new_alerts += self._process_records(records.where(F.col("topic").isNotNull()), batch_at, batch_id)
+        new_alerts += self._flag_transactions_of_late_changes(records, batch_at)
+        if summary["kafka_records"] or new_alerts:
+            log.info("batch %d: %d alert rows written", batch_id, new_alerts)
+
+    def _process_records(self, kafka_records: DataFrame, batch_at: datetime, batch_id: int) -> int:
+        parsed = parse_transaction_records(kafka_records, self.max_record_bytes, self.max_future_skew_seconds)
+        parsed = parsed.persist()
+        try:
+            counts = parsed.agg(F.count(F.lit(1)).alias("records"), F.count("reject_reason").alias("rejected")).first()
+            assert counts is not None
+            transactions = valid_transactions(parsed)
+            self.store.write_transactions(transactions)
+            if counts["rejected"]:
+                self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
+            log.info(
+                "batch %d: %d records, %d transactions, %d rejected",
+                batch_id,
+                counts["records"],
+                counts["records"] - counts["rejected"],
+                counts["rejected"],
+            )
+            changes = self.store.changes_of_accounts(transactions.select("account_no"))
+            return self._write_alerts(
+                flag_changed_customer_transactions(transactions, changes, self.window_seconds), batch_at
+            )
+        finally:
+            parsed.unpersist()
+
+    def _flag_transactions_of_late_changes(self, records: DataFrame, batch_at: datetime) -> int:
+        if self._scanned_until is None:
+            # First batch of this run: resume the scan, or look one window back on a first start.
+            self._scanned_until = self.store.load_scan_progress() or batch_at - timedelta(seconds=self.window_seconds)
+        since = self._scanned_until - self.change_scan_margin
+        fresh = [
+            (recorded_at, change)
+            for recorded_at, change in self.store.changes_recorded_since(since)
+            if change.key not in self._handled_changes
+        ]
+        written = 0
+        if fresh:
+            spark = records.sparkSession
+            new_changes = spark.createDataFrame([_change_row(change) for _, change in fresh], CHANGE_SCHEMA)
+            accounts = new_changes.select("account_no").distinct()
+            candidates = transactions_in_change_windows(
+                self.store.transactions_of_accounts(accounts), new_changes, self.window_seconds
+            )
+            alerts = flag_changed_customer_transactions(
+                candidates, self.store.changes_of_accounts(accounts), self.window_seconds
+            )
+            written = self._write_alerts(alerts, batch_at)
+            log.info("%d change(s) recorded since %s: %d alert rows written", len(fresh), since.isoformat(), written)
+            self._handled_changes.update({change.key: recorded_at for recorded_at, change in fresh})
+        self._handled_changes = {key: at for key, at in self._handled_changes.items() if at >= since}
+        self._scanned_until = max(self._scanned_until, batch_at)
+        self.store.save_scan_progress(self._scanned_until)
+        return written
+
+    def _write_alerts(self, alerts: DataFrame, batch_at: datetime) -> int:
+        """Upsert the alerts and delete the rows they supersede; return how many were written."""
+        alerts = alerts.withColumn("detected_at", F.lit(batch_at)).persist()
+        try:
+            count = alerts.count()
+            if count:
+                self.store.write_alerts(alerts.select(*ALERT_COLUMNS, "detected_at"))
+                stale = (
+                    alerts.where(F.size(SUPERSEDED_CUSTOMERS) > 0)
+                    .select(F.explode(SUPERSEDED_CUSTOMERS).alias("customer_id"), "tranpostdt", "tranid")
+                    .collect()
+                )
+                if stale:
+                    self.store.delete_alerts([(row.customer_id, row.tranpostdt, row.tranid) for row in stale])
+            return count
+        finally:
+            alerts.unpersist()
+
+
+def _change_row(change: ProfileChange) -> tuple[str, datetime, str, str]:
+    # Spark reads aware datetimes as instants; naive ones would be taken as local time.
+    return (change.account_no, change.last_updated, change.change_type, change.customer_id)

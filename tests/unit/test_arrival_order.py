@@ -1,0 +1,150 @@
+"""Property: whatever the order in which transactions and profile changes arrive, and however
+often a record is delivered, the job's micro-batches leave exactly the alerts the rule defines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fraudshop.micro_batch import BATCH_TIMESTAMP, MicroBatchProcessor
+from fraudshop.profile_changes import CHANGE_TYPES, ProfileChange
+from tests.unit.kafka_rows import KAFKA_SCHEMA
+from tests.unit.memory_store import InMemoryStore
+
+WINDOW = timedelta(hours=24)
+BASE = datetime(2026, 11, 20, tzinfo=timezone.utc)
+# Later than every generated transaction, so none is rejected as posted in the future.
+RECEIVED_AT = BASE + timedelta(days=10)
+
+
+@dataclass(frozen=True)
+class Txn:
+    account: str
+    at: datetime
+    tranid: str
+
+
+def _moment(hour: int, just_before: bool) -> datetime:
+    return BASE + timedelta(hours=hour) - (timedelta(milliseconds=1) if just_before else timedelta())
+
+
+# An hour grid (sometimes 1 ms before the hour), so transactions often fall exactly on a
+# change instant or exactly 24 h after it: the rule's boundaries.
+moments = st.builds(_moment, st.integers(0, 60), st.booleans())
+accounts = st.sampled_from(["ACC-1", "ACC-2"])
+transactions = st.builds(Txn, accounts, moments, st.sampled_from([f"T{i}" for i in range(6)]))
+changes = st.builds(
+    ProfileChange, accounts, st.sampled_from(["CUST-X", "CUST-Y"]), st.sampled_from(CHANGE_TYPES), moments
+)
+# A step is a micro-batch of transactions (repeats of earlier ones are replays) or a profile change.
+Step = list[Txn] | ProfileChange
+steps = st.lists(st.one_of(st.lists(transactions, max_size=3), changes), min_size=1, max_size=6)
+
+Alert = tuple[str, str, datetime, str, str, datetime, int]
+
+
+def expected_alerts(txns: set[Txn], recorded: list[ProfileChange]) -> set[Alert]:
+    """The rule, in plain Python."""
+    current = {change.key: change for change in recorded}  # re-recording a change overwrites it
+    alerts = set()
+    for txn in txns:
+        qualifying = [
+            c
+            for c in current.values()
+            if c.account_no == txn.account and c.last_updated <= txn.at < c.last_updated + WINDOW
+        ]
+        if qualifying:
+            newest = max(qualifying, key=lambda c: (c.last_updated, c.change_type, c.customer_id))
+            alerts.add(
+                (
+                    newest.customer_id,
+                    txn.account,
+                    txn.at,
+                    txn.tranid,
+                    newest.change_type,
+                    newest.last_updated,
+                    len(qualifying),
+                )
+            )
+    return alerts
+
+
+def micro_batch(spark: SparkSession, txns: list[Txn], first_offset: int, batch_at: datetime) -> DataFrame:
+    """What the job's stream hands foreachBatch: Kafka rows, one rate-source tick, the batch time."""
+    rows: list[tuple[object, ...]] = [
+        (
+            None,
+            json.dumps(
+                {"account_no": t.account, "tranpostdt": t.at.isoformat(), "tranid": t.tranid, "amount": 1.0}
+            ).encode(),
+            "transaction",
+            0,
+            first_offset + i,
+            RECEIVED_AT,
+        )
+        for i, t in enumerate(txns)
+    ]
+    rows.append((None, None, None, None, None, batch_at))
+    return spark.createDataFrame(rows, KAFKA_SCHEMA).drop("key").withColumn(BATCH_TIMESTAMP, F.lit(batch_at))
+
+
+def stored_alerts(store: InMemoryStore) -> set[Alert]:
+    return {
+        (
+            a["customer_id"],
+            a["account_no"],
+            a["tranpostdt"].replace(tzinfo=timezone.utc),
+            a["tranid"],
+            a["change_type"],
+            a["last_updated"].replace(tzinfo=timezone.utc),
+            a["qualifying_changes"],
+        )
+        for a in store.alerts.values()
+    }
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=steps)
+# The account changes owner after its transaction was flagged: CUST-X's alert must go.
+@example(
+    script=[
+        ProfileChange("ACC-1", "CUST-X", "email", BASE),
+        [Txn("ACC-1", BASE + timedelta(hours=2), "T0")],
+        ProfileChange("ACC-1", "CUST-Y", "phone", BASE + timedelta(hours=1)),
+    ]
+)
+# Transaction first, change later, and the transaction delivered again afterwards.
+@example(
+    script=[
+        [Txn("ACC-2", BASE + timedelta(hours=5), "T1")],
+        ProfileChange("ACC-2", "CUST-X", "address", BASE + timedelta(hours=5)),
+        [Txn("ACC-2", BASE + timedelta(hours=5), "T1")],
+    ]
+)
+def test_alerts_do_not_depend_on_arrival_order(spark: SparkSession, script: list[Step]) -> None:
+    store = InMemoryStore(spark)
+    processor = MicroBatchProcessor(
+        store, int(WINDOW.total_seconds()), 65536, 300, change_scan_margin=timedelta(seconds=30)
+    )
+    clock = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    offset = 0
+    delivered: set[Txn] = set()
+    recorded: list[ProfileChange] = []
+    for batch_id, step in enumerate([*script, []]):  # a last, empty batch: the stream keeps ticking
+        clock += timedelta(seconds=1)
+        if isinstance(step, ProfileChange):
+            store.record_change(step, recorded_at=clock)
+            recorded.append(step)
+        else:
+            processor(micro_batch(spark, step, offset, clock), batch_id)
+            offset += len(step)
+            delivered.update(step)
+    assert stored_alerts(store) == expected_alerts(delivered, recorded)
+    assert len(store.transactions) == len(delivered)
+    assert len(store.alerts_by_day) == len(store.alerts)

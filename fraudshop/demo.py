@@ -68,6 +68,7 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         stop_producing = threading.Event()
         try:
             print(f"== 3. Producing {rate:.0f} transactions/s over {accounts} accounts to topic {config.kafka.topic}")
+            logging.getLogger("fraudshop.producer").setLevel(logging.WARNING)  # the alerts are the show
             producer = threading.Thread(
                 target=send_transactions,
                 args=(config.kafka, synthetic_transactions(accounts, seed=int(time.time())), rate),

@@ -9,7 +9,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,9 @@ def account_number(index: int) -> str:
     return f"ACC{index:07d}"
 
 
-def synthetic_transactions(accounts: int, seed: int = 0, clock: Any = None) -> Iterator[Transaction]:
+def synthetic_transactions(
+    accounts: int, seed: int = 0, clock: Callable[[], datetime] | None = None
+) -> Iterator[Transaction]:
     """An endless, seeded stream of plausible transactions over ``accounts`` accounts, posted "now".
 
     ``clock`` returns the post time of the next transaction (default: the current UTC time).

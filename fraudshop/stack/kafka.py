@@ -41,6 +41,7 @@ def _java(config: Config, main_class: str, *args: str) -> tuple[str, ...]:
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-Djava.awt.headless=true",
+        "-Djava.net.preferIPv4Stack=true",  # plain 127.0.0.1 sockets, as Cassandra's
         f"-Dkafka.logs.dir={home / 'logs'}",
         f"-Dlog4j2.configurationFile={CONF_DIR / 'kafka-log4j2.xml'}",
         "-cp",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -28,7 +29,7 @@ KAFKA_SCHEMA = StructType(
 RECEIVED_AT = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
 
 
-def kafka_records(spark: SparkSession, values: list[str | bytes], received_at: datetime = RECEIVED_AT) -> DataFrame:
+def kafka_records(spark: SparkSession, values: Sequence[str | bytes], received_at: datetime = RECEIVED_AT) -> DataFrame:
     """One Kafka row per value, on partition 0 of topic ``transaction`` at offsets 0, 1, 2, …"""
     rows = [
         (None, value.encode() if isinstance(value, str) else value, "transaction", 0, offset, received_at)

@@ -20,9 +20,9 @@ from fraudshop.profile_changes import ProfileChange, recorded_hour
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 
 
-def read_cassandra_table(spark: SparkSession, keyspace: str, table: str) -> DataFrame:
+def read_cassandra_table(spark: SparkSession, keyspace: str, table: str, **options: str) -> DataFrame:
     """A lazy read of a Cassandra table: every action reads it anew."""
-    return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).load()
+    return spark.read.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table, **options).load()
 
 
 def write_cassandra_table(rows: DataFrame, keyspace: str, table: str) -> None:
@@ -49,9 +49,11 @@ class CassandraStore:
             self._cluster.shutdown()
 
     def _of_accounts(self, table: str, accounts: DataFrame) -> DataFrame:
-        # A join on the partition key: the connector turns it into per-account partition reads
-        # (direct join) instead of a table scan.
-        return accounts.distinct().join(read_cassandra_table(self.spark, self.keyspace, table), "account_no")
+        # A join on the partition key that the connector always runs as per-account partition
+        # reads (direct join), never as a table scan: its size estimate is unreliable on a
+        # young table and would pick a full scan.
+        partitions = read_cassandra_table(self.spark, self.keyspace, table, directJoinSetting="on")
+        return accounts.distinct().join(partitions, "account_no")
 
     def write_transactions(self, transactions: DataFrame) -> None:
         write_cassandra_table(transactions, self.keyspace, "transaction")

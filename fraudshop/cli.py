@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from fraudshop.cli_args import add_config_arguments, load_config_from_args
@@ -87,6 +87,49 @@ def _change(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(config: Config, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fraudshop.api import create_app
+
+    uvicorn.run(create_app(config), host=config.api.host, port=config.api.port, log_level="info")
+    return 0
+
+
+def _alerts(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.alerts import ALERT_FIELDS, alerts_of_customer, alerts_of_day
+    from fraudshop.cassandra_client import cassandra_session
+
+    with cassandra_session(config.cassandra) as session:
+        keyspace = config.cassandra.keyspace
+        page = (
+            alerts_of_customer(session, keyspace, args.customer, args.limit)
+            if args.customer
+            else alerts_of_day(session, keyspace, date.fromisoformat(args.day), args.limit)
+        )
+    columns = ALERT_FIELDS[:8]
+    print(format_table(columns, [[row[c] for c in columns] for row in page.rows]))
+    print(f"{len(page.rows)} alert(s)" + (" (more: raise --limit)" if page.next_page else ""))
+    return 0
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table, one line per row, columns aligned."""
+
+    def text(value: object) -> str:
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return "" if value is None else str(value)
+
+    cells = [list(columns), *[[text(value) for value in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
 def _demo(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.demo import run_demo
 
@@ -146,6 +189,14 @@ def _parser() -> argparse.ArgumentParser:
     change.add_argument("--type", required=True, choices=["email", "phone", "address", "other"])
     change.add_argument("--at", help="ISO-8601 time of the change (default: now; naive = UTC)")
 
+    command("api", _api, "serve the profile-change and alerts HTTP API (OpenAPI docs at /docs)")
+
+    alerts = command("alerts", _alerts, "print flagged transactions of a customer or of a day")
+    which = alerts.add_mutually_exclusive_group(required=True)
+    which.add_argument("--customer", help="customer_id")
+    which.add_argument("--day", help="UTC day, YYYY-MM-DD")
+    alerts.add_argument("--limit", type=int, default=50, help="at most this many rows, newest first")
+
     demo = command("demo", _demo, "the live demo on the local stack: stream, profile changes, alerts")
     demo.add_argument("--duration", type=float, default=150.0, help="seconds of streaming after the job is up")
     demo.add_argument("--rate", type=float, default=25.0, help="transactions per second")
@@ -166,3 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler: Callable[[Config, argparse.Namespace], int] = args.handler
     return handler(config, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

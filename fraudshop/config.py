@@ -70,6 +70,16 @@ class JobConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    host: str
+    port: int
+    token: str = field(repr=False)
+    require_token: bool
+    max_future_skew_seconds: int
+    max_id_length: int
+
+
+@dataclass(frozen=True)
 class StackConfig:
     state_dir: Path
     cache_dir: Path
@@ -85,6 +95,7 @@ class Config:
     kafka: KafkaConfig
     cassandra: CassandraConfig
     job: JobConfig
+    api: ApiConfig
     stack: StackConfig
 
 
@@ -92,6 +103,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaConfig,
     "cassandra": CassandraConfig,
     "job": JobConfig,
+    "api": ApiConfig,
     "stack": StackConfig,
 }
 

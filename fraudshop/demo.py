@@ -8,19 +8,22 @@ because the job re-reads cust_change on every batch.
 from __future__ import annotations
 
 import logging
+import secrets
 import subprocess
 import threading
 import time
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from cassandra.cluster import Session
 
+from fraudshop.api_client import ApiClient, start_api
 from fraudshop.cassandra_client import cassandra_session
 from fraudshop.config import Config
 from fraudshop.job_launcher import start_job, stop_job
 from fraudshop.producer import account_number, ensure_topic, send_transactions, synthetic_transactions
-from fraudshop.profile_changes import ProfileChange, record_profile_change
 from fraudshop.schema import apply_schema
 from fraudshop.stack import stack_up
 
@@ -35,7 +38,9 @@ def _count_transactions(session: Session, keyspace: str, accounts: int) -> int:
     return sum(session.execute(statement, (account_number(i),)).one()[0] for i in range(accounts))
 
 
-def _print_new_alerts(session: Session, keyspace: str, day: date, seen: set[tuple[datetime, str]]) -> None:
+def _print_new_alerts(
+    session: Session, keyspace: str, day: date, seen: set[tuple[datetime, str]], announce: bool = True
+) -> None:
     rows = session.execute(
         f"SELECT tranpostdt, tranid, customer_id, account_no, amount, change_type, last_updated "
         f"FROM {keyspace}.cust_fraud_by_day WHERE day = %s",
@@ -45,6 +50,8 @@ def _print_new_alerts(session: Session, keyspace: str, day: date, seen: set[tupl
         if (row.tranpostdt, row.tranid) in seen:
             continue
         seen.add((row.tranpostdt, row.tranid))
+        if not announce:
+            continue
         print(
             f"  ALERT {row.tranpostdt:%H:%M:%S.%f}"[:-3]
             + f"  {row.customer_id:<11} {row.account_no}  {row.amount:>9.2f}"
@@ -55,53 +62,62 @@ def _print_new_alerts(session: Session, keyspace: str, day: date, seen: set[tupl
 
 def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) -> None:
     keyspace = config.cassandra.keyspace
+    # The demo's API gets a fresh token: protected as in production, nothing to configure.
+    config = replace(config, api=replace(config.api, token=config.api.token or secrets.token_urlsafe(16)))
     print("== 1. Local stack: a Kafka broker and a Cassandra node on 127.0.0.1", flush=True)
     stack_up(config)
-    with cassandra_session(config.cassandra) as session:
+    logs = config.stack.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    token_file = logs / "demo-api-token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(config.api.token + "\n")
+    with ExitStack() as cleanup, cassandra_session(config.cassandra) as session:
         apply_schema(session, config.cassandra)
         ensure_topic(config.kafka)
-        job_log = config.stack.state_dir / "logs" / "demo-job.log"
-        job_log.parent.mkdir(parents=True, exist_ok=True)
-        print(f"== 2. Starting the streaming job (spark-submit; its log: {job_log})", flush=True)
+        with open(logs / "demo-api.log", "ab") as output:
+            api_process = start_api(config, output)
+        cleanup.callback(api_process.wait, timeout=30)
+        cleanup.callback(api_process.terminate)
+        api = ApiClient(f"http://{config.api.host}:{config.api.port}", config.api.token)
+        print(f"== 2. Profile-change API on {api.base_url} (docs at /docs; bearer token in {token_file})")
+        job_log = logs / "demo-job.log"
+        print(f"   Starting the streaming job (spark-submit; its log: {job_log})", flush=True)
         with open(job_log, "ab") as output:
             job = start_job(config, output)
+        cleanup.callback(stop_job, job)
         stop_producing = threading.Event()
-        try:
-            print(f"== 3. Producing {rate:.0f} transactions/s over {accounts} accounts to topic {config.kafka.topic}")
-            logging.getLogger("fraudshop.producer").setLevel(logging.WARNING)  # the alerts are the show
-            producer = threading.Thread(
-                target=send_transactions,
-                args=(config.kafka, synthetic_transactions(accounts, seed=int(time.time())), rate),
-                kwargs={"duration": duration + timedelta(minutes=5), "stop": stop_producing},
-                daemon=True,
-            )
-            producer.start()
-            _wait_for_first_batch(session, keyspace, accounts, job, job_log)
-            print(
-                "== 4. Transactions are landing in bank.transaction. Now customers change their profiles:", flush=True
-            )
-            seen: set[tuple[datetime, str]] = set()
-            start = time.monotonic()
-            pending = list(DEMO_CHANGES)
-            next_change = start
-            while time.monotonic() - start < duration.total_seconds():
-                if pending and time.monotonic() >= next_change:
-                    index, customer, change_type = pending.pop(0)
-                    change = ProfileChange(account_number(index), customer, change_type, datetime.now(timezone.utc))
-                    record_profile_change(session, keyspace, change)
-                    print(f"  CHANGE {customer} changed {change_type} on {change.account_no}", flush=True)
-                    next_change += duration.total_seconds() / (len(DEMO_CHANGES) + 1)
-                _print_new_alerts(session, keyspace, datetime.now(timezone.utc).date(), seen)
-                if job.poll() is not None:
-                    raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
-                time.sleep(1)
-            print(
-                f"== 5. {len(seen)} flagged transactions. Query them: SELECT * FROM {keyspace}.cust_fraud "
-                "WHERE customer_id = 'CUST-ALICE';"
-            )
-        finally:
-            stop_producing.set()
-            stop_job(job)
+        cleanup.callback(stop_producing.set)
+
+        print(f"== 3. Producing {rate:.0f} transactions/s over {accounts} accounts to topic {config.kafka.topic}")
+        logging.getLogger("fraudshop.producer").setLevel(logging.WARNING)  # the alerts are the show
+        threading.Thread(
+            target=send_transactions,
+            args=(config.kafka, synthetic_transactions(accounts, seed=int(time.time())), rate),
+            kwargs={"duration": duration + timedelta(minutes=5), "stop": stop_producing},
+            daemon=True,
+        ).start()
+        _wait_for_first_batch(session, keyspace, accounts, job, job_log)
+        print("== 4. Transactions are landing in bank.transaction. Now customers change their profiles:", flush=True)
+        seen: set[tuple[datetime, str]] = set()
+        # Alerts of earlier demo runs today are not news.
+        _print_new_alerts(session, keyspace, datetime.now(timezone.utc).date(), seen, announce=False)
+        earlier = len(seen)
+        start = time.monotonic()
+        pending = list(DEMO_CHANGES)
+        next_change = start
+        while time.monotonic() - start < duration.total_seconds():
+            if pending and time.monotonic() >= next_change:
+                index, customer, change_type = pending.pop(0)
+                api.record_change(account_number(index), customer, change_type)
+                print(f"  CHANGE {customer} changed {change_type} on {account_number(index)} (POST /changes)")
+                next_change += duration.total_seconds() / (len(DEMO_CHANGES) + 1)
+            _print_new_alerts(session, keyspace, datetime.now(timezone.utc).date(), seen)
+            if job.poll() is not None:
+                raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
+            time.sleep(1)
+        print(
+            f"== 5. {len(seen) - earlier} flagged transactions. One customer's: fraudshop alerts --customer CUST-ALICE"
+        )
     print("The local stack is still running for your queries; stop it with: fraudshop stack down")
 
 

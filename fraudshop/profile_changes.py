@@ -46,29 +46,34 @@ def recorded_hour(recorded_at: datetime) -> datetime:
 
 
 def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> datetime:
-    """Write the change to cust_change and cust_change_log atomically; return when it was recorded."""
+    """Write the change to cust_change, cust_change_by_customer and cust_change_log in one logged
+    batch (all or nothing); return when it was recorded."""
     recorded_at = to_cassandra_time(datetime.now(timezone.utc))
-    batch = BatchStatement(batch_type=BatchType.LOGGED)
-    batch.add(
-        session.prepare(
-            f"INSERT INTO {keyspace}.cust_change (account_no, last_updated, change_type, customer_id) "
-            "VALUES (?, ?, ?, ?)"
-        ),
-        (change.account_no, change.last_updated, change.change_type, change.customer_id),
-    )
-    batch.add(
-        session.prepare(
-            f"INSERT INTO {keyspace}.cust_change_log "
-            "(recorded_hour, recorded_at, account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?, ?, ?)"
+    statements = (
+        (
+            "INSERT INTO {ks}.cust_change (account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?)",
+            (change.account_no, change.last_updated, change.change_type, change.customer_id),
         ),
         (
-            recorded_hour(recorded_at),
-            recorded_at,
-            change.account_no,
-            change.last_updated,
-            change.change_type,
-            change.customer_id,
+            "INSERT INTO {ks}.cust_change_by_customer (customer_id, last_updated, account_no, change_type) "
+            "VALUES (?, ?, ?, ?)",
+            (change.customer_id, change.last_updated, change.account_no, change.change_type),
+        ),
+        (
+            "INSERT INTO {ks}.cust_change_log (recorded_hour, recorded_at, account_no, last_updated, change_type, "
+            "customer_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                recorded_hour(recorded_at),
+                recorded_at,
+                change.account_no,
+                change.last_updated,
+                change.change_type,
+                change.customer_id,
+            ),
         ),
     )
+    batch = BatchStatement(batch_type=BatchType.LOGGED)
+    for cql, values in statements:
+        batch.add(session.prepare(cql.format(ks=keyspace)), values)
     session.execute(batch)
     return recorded_at

@@ -13,6 +13,7 @@ def test_schema_file_has_one_create_per_table() -> None:
     assert tables == [
         "transaction",
         "cust_change",
+        "cust_change_by_customer",
         "cust_change_log",
         "job_progress",
         "cust_fraud",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,10 +20,12 @@ def connect(cassandra: CassandraConfig) -> Cluster:
         request_timeout=30,
     )
     auth = PlainTextAuthProvider(cassandra.username, cassandra.password) if cassandra.username else None
+    tls = ssl.create_default_context(cafile=cassandra.ssl_ca_file or None) if cassandra.ssl_enabled else None
     return Cluster(
         contact_points=cassandra.host_list,
         port=cassandra.port,
         auth_provider=auth,
+        ssl_context=tls,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     )
 

@@ -32,6 +32,9 @@ class KafkaConfig:
     sasl_mechanism: str
     sasl_username: str
     sasl_password: str = field(repr=False)
+    ssl_truststore_path: str
+    ssl_truststore_password: str = field(repr=False)
+    ssl_ca_file: str
 
     @property
     def first_port(self) -> int:
@@ -47,6 +50,10 @@ class CassandraConfig:
     local_dc: str
     username: str
     password: str = field(repr=False)
+    ssl_enabled: bool
+    ssl_truststore_path: str
+    ssl_truststore_password: str = field(repr=False)
+    ssl_ca_file: str
 
     @property
     def host_list(self) -> list[str]:

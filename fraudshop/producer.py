@@ -112,6 +112,8 @@ def kafka_client_settings(kafka: KafkaConfig) -> dict[str, Any]:
         "bootstrap_servers": kafka.bootstrap_servers.split(","),
         "security_protocol": kafka.security_protocol,
     }
+    if kafka.ssl_ca_file:
+        settings["ssl_cafile"] = kafka.ssl_ca_file
     if kafka.sasl_mechanism:
         settings.update(
             sasl_mechanism=kafka.sasl_mechanism,

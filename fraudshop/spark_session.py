@@ -26,6 +26,11 @@ def cassandra_connector_settings(cassandra: CassandraConfig) -> dict[str, str]:
     if cassandra.username:
         settings["spark.cassandra.auth.username"] = cassandra.username
         settings["spark.cassandra.auth.password"] = cassandra.password
+    if cassandra.ssl_enabled:
+        settings["spark.cassandra.connection.ssl.enabled"] = "true"
+        if cassandra.ssl_truststore_path:
+            settings["spark.cassandra.connection.ssl.trustStore.path"] = cassandra.ssl_truststore_path
+            settings["spark.cassandra.connection.ssl.trustStore.password"] = cassandra.ssl_truststore_password
     return settings
 
 

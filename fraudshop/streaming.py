@@ -24,6 +24,9 @@ def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
         "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
         "kafka.security.protocol": kafka.security_protocol,
     }
+    if kafka.ssl_truststore_path:
+        options["kafka.ssl.truststore.location"] = kafka.ssl_truststore_path
+        options["kafka.ssl.truststore.password"] = kafka.ssl_truststore_password
     if kafka.max_offsets_per_trigger > 0:
         options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
     if kafka.sasl_mechanism:

@@ -4,6 +4,7 @@ test ports, one keyspace and one topic per test so tests never see each other's 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,13 +20,16 @@ from fraudshop.stack import stack_down, stack_is_running, stack_up
 
 log = logging.getLogger(__name__)
 
-# Ports of their own, so the suite runs beside a demo stack on the default ports.
+# Ports of their own, so the suite runs beside a demo stack on the default ports; shifted by
+# FRAUDSHOP_TEST_PORT_OFFSET so two checkouts can run their suites side by side.
+_OFFSET = int(os.environ.get("FRAUDSHOP_TEST_PORT_OFFSET", "0"))
 TEST_STACK_SETTINGS = (
-    "kafka.bootstrap_servers=127.0.0.1:19092",
-    "stack.kafka_controller_port=19093",
-    "cassandra.port=19042",
-    "stack.cassandra_storage_port=17000",
-    "stack.state_dir=~/.local/state/fraudshop/test-stack",
+    f"kafka.bootstrap_servers=127.0.0.1:{19092 + _OFFSET}",
+    f"stack.kafka_controller_port={19093 + _OFFSET}",
+    f"cassandra.port={19042 + _OFFSET}",
+    f"stack.cassandra_storage_port={17000 + _OFFSET}",
+    f"api.port={18080 + _OFFSET}",
+    f"stack.state_dir=~/.local/state/fraudshop/test-stack-{19000 + _OFFSET}",
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cassandra import InvalidRequest
@@ -44,7 +44,7 @@ class Page:
 
 def _utc(value: Any) -> Any:
     """The driver returns naive datetimes meaning UTC; say so."""
-    return value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
 def _page(session: Session, cql: str, values: tuple[Any, ...], limit: int, page: str | None) -> Page:

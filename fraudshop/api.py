@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from cassandra.cluster import Session
@@ -124,10 +124,10 @@ def create_app(config: Config) -> FastAPI:
                 raise _field_error(field, f"{field} must not be empty")
             if len(value) > config.api.max_id_length:
                 raise _field_error(field, f"{field} is {len(value)} characters, more than {config.api.max_id_length}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         moment = changed_at or now
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         if moment > now + timedelta(seconds=config.api.max_future_skew_seconds):
             raise _field_error(
                 "changed_at",

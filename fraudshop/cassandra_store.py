@@ -5,7 +5,7 @@ cassandra-driver."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from cassandra.cluster import Cluster, Session
@@ -83,14 +83,14 @@ class CassandraStore:
         )
         hour = recorded_hour(since)
         # One hour past now: a writer whose clock runs ahead files changes in the next bucket.
-        last_hour = recorded_hour(datetime.now(timezone.utc) + timedelta(hours=1))
+        last_hour = recorded_hour(datetime.now(UTC) + timedelta(hours=1))
         found = []
         while hour <= last_hour:
             for row in self._session.execute(select, (hour, since)):
                 change = ProfileChange(
-                    row.account_no, row.customer_id, row.change_type, row.last_updated.replace(tzinfo=timezone.utc)
+                    row.account_no, row.customer_id, row.change_type, row.last_updated.replace(tzinfo=UTC)
                 )
-                found.append((row.recorded_at.replace(tzinfo=timezone.utc), change))
+                found.append((row.recorded_at.replace(tzinfo=UTC), change))
             hour += timedelta(hours=1)
         return found
 
@@ -98,7 +98,7 @@ class CassandraStore:
         row = self._session.execute(
             "SELECT changes_scanned_until FROM job_progress WHERE job = %s", (self.job_id,)
         ).one()
-        return row.changes_scanned_until.replace(tzinfo=timezone.utc) if row else None
+        return row.changes_scanned_until.replace(tzinfo=UTC) if row else None
 
     def save_scan_progress(self, scanned_until: datetime) -> None:
         self._session.execute(

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from fraudshop.cli_args import add_config_arguments, load_config_from_args
@@ -74,9 +74,9 @@ def _change(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.cassandra_client import cassandra_session
     from fraudshop.profile_changes import ProfileChange, record_profile_change
 
-    changed_at = datetime.fromisoformat(args.at) if args.at else datetime.now(timezone.utc)
+    changed_at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
     if changed_at.tzinfo is None:
-        changed_at = changed_at.replace(tzinfo=timezone.utc)
+        changed_at = changed_at.replace(tzinfo=UTC)
     change = ProfileChange(args.account, args.customer, args.type, changed_at)
     with cassandra_session(config.cassandra) as session:
         record_profile_change(session, config.cassandra.keyspace, change)
@@ -128,6 +128,27 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def _rejects(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.cassandra_client import cassandra_session
+    from fraudshop.rejects import count_rejects, list_rejects, replay_rejects
+
+    with cassandra_session(config.cassandra) as session:
+        keyspace = config.cassandra.keyspace
+        if args.action == "replay":
+            if not args.reason:
+                print("fraudshop: rejects replay needs --reason", file=sys.stderr)
+                return 2
+            print(f"replayed {replay_rejects(config, session, args.reason, args.limit)} record(s)")
+        elif args.reason:
+            columns = ("source_partition", "source_offset", "rejected_at", "detail", "raw_value")
+            rows = list_rejects(session, keyspace, args.reason, args.limit)
+            print(format_table(columns, [[str(row[c])[:60] for c in columns] for row in rows]))
+        else:
+            counts = {reason: count for reason, count in count_rejects(session, keyspace).items() if count}
+            print(format_table(("reason", "records"), list(counts.items())))
+    return 0
 
 
 def _demo(config: Config, args: argparse.Namespace) -> int:
@@ -196,6 +217,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--customer", help="customer_id")
     which.add_argument("--day", help="UTC day, YYYY-MM-DD")
     alerts.add_argument("--limit", type=int, default=50, help="at most this many rows, newest first")
+
+    rejects = command("rejects", _rejects, "list quarantined records by reason, or replay them after a fix")
+    rejects.add_argument("action", choices=["list", "replay"])
+    rejects.add_argument("--reason", help="a reason code (list: show its records; replay: required)")
+    rejects.add_argument("--limit", type=int, default=100, help="at most this many records")
 
     demo = command("demo", _demo, "the live demo on the local stack: stream, profile changes, alerts")
     demo.add_argument("--duration", type=float, default=150.0, help="seconds of streaming after the job is up")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 ENV_PREFIX = "FRAUDSHOP_"
 CONFIG_FILE_ENV = "FRAUDSHOP_CONFIG"

@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cassandra.cluster import Session
@@ -100,7 +100,7 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         print("== 4. Transactions are landing in bank.transaction. Now customers change their profiles:", flush=True)
         seen: set[tuple[datetime, str]] = set()
         # Alerts of earlier demo runs today are not news.
-        _print_new_alerts(session, keyspace, datetime.now(timezone.utc).date(), seen, announce=False)
+        _print_new_alerts(session, keyspace, datetime.now(UTC).date(), seen, announce=False)
         earlier = len(seen)
         start = time.monotonic()
         pending = list(DEMO_CHANGES)
@@ -111,7 +111,7 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
                 api.record_change(account_number(index), customer, change_type)
                 print(f"  CHANGE {customer} changed {change_type} on {account_number(index)} (POST /changes)")
                 next_change += duration.total_seconds() / (len(DEMO_CHANGES) + 1)
-            _print_new_alerts(session, keyspace, datetime.now(timezone.utc).date(), seen)
+            _print_new_alerts(session, keyspace, datetime.now(UTC).date(), seen)
             if job.poll() is not None:
                 raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
             time.sleep(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -59,10 +59,18 @@ class MicroBatchProcessor:
         self._handled_changes: dict[tuple[str, datetime, str], datetime] = {}
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
+        # Cached: the summary and the parsing would otherwise each read the batch from Kafka.
+        records = records.persist()
+        try:
+            self._process_batch(records, batch_id)
+        finally:
+            records.unpersist()
+
+    def _process_batch(self, records: DataFrame, batch_id: int) -> None:
         summary = records.agg(F.max(BATCH_TIMESTAMP).alias("at"), F.count("topic").alias("kafka_records")).first()
         if summary is None or summary["at"] is None:
             return
-        batch_at = summary["at"].replace(tzinfo=timezone.utc) if summary["at"].tzinfo is None else summary["at"]
+        batch_at = summary["at"].replace(tzinfo=UTC) if summary["at"].tzinfo is None else summary["at"]
         new_alerts = 0
         if summary["kafka_records"]:
             new_alerts += self._process_records(records.where(F.col("topic").isNotNull()), batch_at, batch_id)

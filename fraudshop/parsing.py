@@ -24,6 +24,22 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     "tranamt",
     *LINEAGE_COLUMNS,
 )
+#: Every reason code a rejected record can carry, in the order the rules are checked.
+REJECT_REASONS: tuple[str, ...] = (
+    "oversize_record",
+    "unrecognised_format",
+    "malformed_json",
+    "legacy_field_count",
+    *[f"missing_{name}" for name in REQUIRED_FIELDS],
+    "invalid_account_no",
+    "invalid_tranid",
+    "invalid_tranpostdt",
+    "invalid_amount",
+    "non_finite_amount",
+    "invalid_tranamt",
+    "future_tranpostdt",
+)
+
 _CORRUPT = "_corrupt_record"
 _JSON_SCHEMA = StructType(
     # Everything is read as text, then typed here, so a bad value gives a precise reason
@@ -135,6 +151,7 @@ def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple
             ),
         ),
     ]
+    assert tuple(code for _, code, _ in rules) == REJECT_REASONS
     reason: Column = F.lit(None).cast("string")
     detail: Column = F.lit(None).cast("string")
     for condition, code, explanation in reversed(rules):

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def synthetic_transactions(
     if accounts < 1:
         raise ValueError("accounts must be at least 1")
     rng = random.Random(seed)
-    now = clock or (lambda: datetime.now(timezone.utc))
+    now = clock or (lambda: datetime.now(UTC))
     cards = {i: f"4{rng.randrange(10**14, 10**15):015d}" for i in range(accounts)}
     while True:
         index = rng.randrange(accounts)
@@ -94,7 +94,7 @@ def csv_transactions(path: Path, restamp: bool) -> Iterator[Transaction]:
         for row in rows if has_header else [first, *rows]:
             transaction: Transaction = {name: value for name, value in zip(header, row, strict=False) if value != ""}
             if restamp:
-                transaction["tranpostdt"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+                transaction["tranpostdt"] = datetime.now(UTC).isoformat(timespec="milliseconds")
             yield transaction
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
@@ -15,7 +15,7 @@ def to_cassandra_time(moment: datetime) -> datetime:
     """UTC, truncated to the millisecond: what a Cassandra timestamp keeps."""
     if moment.tzinfo is None:
         raise ValueError("a time zone is required")
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
@@ -48,7 +48,7 @@ def recorded_hour(recorded_at: datetime) -> datetime:
 def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> datetime:
     """Write the change to cust_change, cust_change_by_customer and cust_change_log in one logged
     batch (all or nothing); return when it was recorded."""
-    recorded_at = to_cassandra_time(datetime.now(timezone.utc))
+    recorded_at = to_cassandra_time(datetime.now(UTC))
     statements = (
         (
             "INSERT INTO {ks}.cust_change (account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?)",

@@ -4,7 +4,7 @@ bad input is refused with the field and the reason, and nothing is half-written.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -54,19 +54,19 @@ def test_a_change_is_stored_in_every_change_table(client: TestClient, cassandra:
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["account_no"], body["customer_id"], body["change_type"]) == ("ACC-1", "CUST-1", "email")
-    assert datetime.fromisoformat(body["last_updated"]) == datetime(2026, 11, 23, 9, 15, tzinfo=timezone.utc)
+    assert datetime.fromisoformat(body["last_updated"]) == datetime(2026, 11, 23, 9, 15, tzinfo=UTC)
     rows = change_rows(cassandra, api_config.cassandra.keyspace)
     assert [len(found) for found in rows.values()] == [1, 1, 1]
     assert rows["cust_change"][0].customer_id == "CUST-1"
 
 
 def test_change_time_defaults_to_now(client: TestClient) -> None:
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     response = client.post(
         "/changes", json={"account_no": "A", "customer_id": "C", "change_type": "phone"}, headers=AUTH
     )
     assert response.status_code == 201
-    assert before <= datetime.fromisoformat(response.json()["last_updated"]) <= datetime.now(timezone.utc)
+    assert before <= datetime.fromisoformat(response.json()["last_updated"]) <= datetime.now(UTC)
 
 
 GOOD = {"account_no": "ACC-1", "customer_id": "CUST-1", "change_type": "address"}
@@ -157,7 +157,7 @@ def insert_alert(session: Session, keyspace: str, customer: str, at: datetime, t
 
 def test_alert_reads_are_newest_first_and_paged(client: TestClient, cassandra: Session, api_config: Config) -> None:
     keyspace = api_config.cassandra.keyspace
-    day = datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
+    day = datetime(2026, 11, 23, 8, tzinfo=UTC)
     for i in range(5):
         insert_alert(cassandra, keyspace, "CUST-9", day + timedelta(minutes=i), f"T{i}", 10.0 + i)
 
@@ -194,7 +194,7 @@ def test_alerts_cli_prints_a_table(
     api_config: Config, cassandra: Session, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keyspace = api_config.cassandra.keyspace
-    insert_alert(cassandra, keyspace, "CUST-3", datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc), "T-cli", 99.5)
+    insert_alert(cassandra, keyspace, "CUST-3", datetime(2026, 11, 23, 9, 30, tzinfo=UTC), "T-cli", 99.5)
     settings = [f"--set=cassandra.port={api_config.cassandra.port}", f"--set=cassandra.keyspace={keyspace}"]
     assert fraudshop_main(["alerts", "--customer", "CUST-3", *settings]) == 0
     assert fraudshop_main(["alerts", "--day", str(date(2026, 11, 23)), *settings]) == 0

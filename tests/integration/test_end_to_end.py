@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from tests.integration.conftest import wait_until
 pytestmark = pytest.mark.integration
 
 # Milliseconds only: Cassandra's timestamp precision, so what we send is what we read back.
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 EMAIL_CHANGE = ProfileChange("ACC-A", "CUST-A", "email", NOW - timedelta(hours=1))
 EXPIRED_CHANGE = ProfileChange("ACC-B", "CUST-B", "phone", NOW - timedelta(hours=30))
 # Recorded while the job runs, after the first micro-batches.
@@ -65,7 +65,7 @@ EXPECTED_REJECTS = {("unrecognised_format", MALFORMED[0].decode()), ("missing_am
 
 
 def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def stored_tranids(session: Session, keyspace: str) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import (
@@ -26,7 +26,7 @@ KAFKA_SCHEMA = StructType(
         StructField("timestamp", TimestampType()),
     ]
 )
-RECEIVED_AT = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
+RECEIVED_AT = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
 
 def kafka_records(spark: SparkSession, values: Sequence[str | bytes], received_at: datetime = RECEIVED_AT) -> DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -18,7 +18,7 @@ from tests.unit.kafka_rows import KAFKA_SCHEMA
 from tests.unit.memory_store import InMemoryStore
 
 WINDOW = timedelta(hours=24)
-BASE = datetime(2026, 11, 20, tzinfo=timezone.utc)
+BASE = datetime(2026, 11, 20, tzinfo=UTC)
 # Later than every generated transaction, so none is rejected as posted in the future.
 RECEIVED_AT = BASE + timedelta(days=10)
 
@@ -99,10 +99,10 @@ def stored_alerts(store: InMemoryStore) -> set[Alert]:
         (
             a["customer_id"],
             a["account_no"],
-            a["tranpostdt"].replace(tzinfo=timezone.utc),
+            a["tranpostdt"].replace(tzinfo=UTC),
             a["tranid"],
             a["change_type"],
-            a["last_updated"].replace(tzinfo=timezone.utc),
+            a["last_updated"].replace(tzinfo=UTC),
             a["qualifying_changes"],
         )
         for a in store.alerts.values()
@@ -132,7 +132,7 @@ def test_alerts_do_not_depend_on_arrival_order(spark: SparkSession, script: list
     processor = MicroBatchProcessor(
         store, int(WINDOW.total_seconds()), 65536, 300, change_scan_margin=timedelta(seconds=30)
     )
-    clock = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+    clock = datetime(2026, 11, 23, 12, tzinfo=UTC)
     offset = 0
     delivered: set[Txn] = set()
     recorded: list[ProfileChange] = []

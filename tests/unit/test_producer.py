@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -14,7 +14,7 @@ from fraudshop.producer import csv_transactions, encode, synthetic_transactions
 from fraudshop.record_format import LEGACY_FIELDS
 from tests.unit.kafka_rows import kafka_records
 
-FIXED_NOW = datetime(2026, 11, 23, 11, 59, 0, 123000, tzinfo=timezone.utc)
+FIXED_NOW = datetime(2026, 11, 23, 11, 59, 0, 123000, tzinfo=UTC)
 
 
 def test_synthetic_workload_is_seeded_and_plausible() -> None:
@@ -67,7 +67,7 @@ def test_headerless_csv_uses_the_original_field_order_and_restamps(tmp_path: Pat
     legacy_value = encode(row, "legacy").decode()
     assert legacy_value.split(";")[LEGACY_FIELDS.index("cardnum")] == "4111"
     parsed = valid_transactions(
-        parse_transaction_records(kafka_records(spark, [legacy_value], received_at=datetime.now(timezone.utc)))
+        parse_transaction_records(kafka_records(spark, [legacy_value], received_at=datetime.now(UTC)))
     )
     assert parsed.count() == 1
 

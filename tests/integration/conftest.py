@@ -33,14 +33,14 @@ TEST_STACK_SETTINGS = (
 )
 
 
-def test_config(*settings: str) -> Config:
+def config_for_tests(*settings: str) -> Config:
     """The test stack's config plus ``settings``; the caller's environment does not leak in."""
     return load_config(overrides=(*TEST_STACK_SETTINGS, *settings), environ={})
 
 
 @pytest.fixture(scope="session")
 def stack_config() -> Iterator[Config]:
-    config = test_config()
+    config = config_for_tests()
     was_running = stack_is_running(config)
     started = time.monotonic()
     ready_after = stack_up(config)
@@ -53,7 +53,7 @@ def stack_config() -> Iterator[Config]:
 @pytest.fixture
 def isolated_config(stack_config: Config, tmp_path: Path) -> Config:
     suffix = uuid.uuid4().hex[:10]
-    return test_config(
+    return config_for_tests(
         f"cassandra.keyspace=test_{suffix}",
         f"kafka.topic=transaction_{suffix}",
         f"job.checkpoint_dir={tmp_path / 'checkpoint'}",

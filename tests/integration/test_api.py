@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from fraudshop.api import LEGACY_ROUTE, create_app
 from fraudshop.cli import main as fraudshop_main
 from fraudshop.config import Config, ConfigError
-from tests.integration.conftest import test_config
+from tests.integration.conftest import config_for_tests
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 def api_config(isolated_config: Config) -> Config:
-    return test_config(f"cassandra.keyspace={isolated_config.cassandra.keyspace}", f"api.token={TOKEN}")
+    return config_for_tests(f"cassandra.keyspace={isolated_config.cassandra.keyspace}", f"api.token={TOKEN}")
 
 
 @pytest.fixture

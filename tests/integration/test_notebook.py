@@ -1,0 +1,93 @@
+"""notebooks/fraudshop_demo.ipynb runs top to bottom, headless, on the real local stack, and every
+alert it shows is really in cust_fraud, inside the 24 h after that customer's profile change."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from cassandra.cluster import Session
+from nbclient import NotebookClient
+
+from fraudshop.config import Config, as_environment
+from fraudshop.demo import DEMO_CHANGES
+from fraudshop.producer import account_number
+
+pytestmark = pytest.mark.integration
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "fraudshop_demo.ipynb"
+SHOWN = re.compile(r"^SHOWN (\S+) (\S+) (\S+) (\S+)$", re.M)
+
+
+def tagged(notebook: Any, tag: str) -> Any:
+    (cell,) = [cell for cell in notebook.cells if tag in cell.metadata.get("tags", [])]
+    return cell
+
+
+def stdout_of(cell: Any) -> str:
+    return "".join(output.text for output in cell.outputs if output.output_type == "stream" and output.name == "stdout")
+
+
+def run_notebook(config: Config, token: str) -> Any:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)  # type: ignore[no-untyped-call]
+    # The notebook reads all its settings from the environment: the test stack, this test's own
+    # keyspace, topic and checkpoint, and the API's port and token.
+    environment = {**os.environ, **as_environment(config), "FRAUDSHOP_API__TOKEN": token}
+    client = NotebookClient(
+        notebook,
+        kernel_name="python3",  # the ipykernel of this interpreter's environment
+        timeout=300,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
+    client.execute(env=environment)
+    return notebook
+
+
+def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: Config, cassandra: Session) -> None:
+    token = secrets.token_urlsafe(16)
+    notebook = run_notebook(isolated_config, token)
+    keyspace = isolated_config.cassandra.keyspace
+
+    outputs = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
+    assert token not in outputs, "the notebook showed the API token"
+    assert any("image/png" in output.get("data", {}) for output in tagged(notebook, "alerts-plot").outputs)
+
+    shown = SHOWN.findall(stdout_of(tagged(notebook, "teardown")))
+    customers = {customer for _, customer, _ in DEMO_CHANGES}
+    assert {customer for customer, *_ in shown} == customers, f"not every customer had an alert shown: {shown}"
+    accounts = {customer: account_number(index) for index, customer, _ in DEMO_CHANGES}
+
+    # The notebook posted one change per customer, on that customer's account.
+    changes = {
+        customer: [
+            (row.account_no, row.last_updated)
+            for row in cassandra.execute(
+                f"SELECT account_no, last_updated FROM {keyspace}.cust_change_by_customer WHERE customer_id = %s",
+                (customer,),
+            )
+        ]
+        for customer in customers
+    }
+    assert {customer: [account for account, _ in rows] for customer, rows in changes.items()} == {
+        customer: [accounts[customer]] for customer in customers
+    }
+    window = timedelta(hours=isolated_config.job.change_window_hours)
+    for customer, account_no, tranid, iso_time in shown:
+        assert account_no == accounts[customer]
+        tranpostdt = datetime.fromisoformat(iso_time)
+        row = cassandra.execute(
+            f"SELECT account_no, tranpostdt FROM {keyspace}.cust_fraud "
+            "WHERE customer_id = %s AND tranpostdt = %s AND tranid = %s",
+            (customer, tranpostdt, tranid),
+        ).one()
+        assert row is not None, f"shown alert {customer} {tranid} {iso_time} is not in cust_fraud"
+        assert row.account_no == account_no
+        ((_, changed_at),) = changes[customer]  # the driver returns naive UTC times, as row.tranpostdt
+        assert changed_at <= row.tranpostdt < changed_at + window, (customer, tranid, row.tranpostdt, changed_at)

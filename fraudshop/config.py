@@ -68,6 +68,9 @@ class JobConfig:
     max_future_skew_seconds: int
     max_record_bytes: int
     checkpoint_dir: Path
+    batch_attempts: int
+    batch_retry_backoff_seconds: float
+    batch_timeout_seconds: float
     shuffle_partitions: int
 
     @property

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 #: Column the stream adds to every record: the micro-batch's timestamp, which Spark keeps in
 #: the checkpoint, so a replayed batch writes the same detected_at as the first run.
 BATCH_TIMESTAMP = "batch_timestamp"
+#: Exit code of a job stopped by the stuck-batch watchdog (EX_SOFTWARE).
+STUCK_BATCH_EXIT_CODE = 70
 CHANGE_SCHEMA = "account_no string, last_updated timestamp, change_type string, customer_id string"
 
 
@@ -46,6 +50,9 @@ class MicroBatchProcessor:
         max_record_bytes: int,
         max_future_skew_seconds: int,
         change_scan_margin: timedelta,
+        batch_attempts: int = 1,
+        batch_retry_backoff_seconds: float = 0.0,
+        batch_timeout_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.window_seconds = window_seconds
@@ -54,6 +61,9 @@ class MicroBatchProcessor:
         # Changes become visible a little after their recorded_at (clock skew, write latency):
         # each scan starts this much before the previous one ended.
         self.change_scan_margin = change_scan_margin
+        self.batch_attempts = batch_attempts
+        self.batch_retry_backoff_seconds = batch_retry_backoff_seconds
+        self.batch_timeout_seconds = batch_timeout_seconds
         self._scanned_until: datetime | None = None
         # Changes already handled inside the margin, so re-scanning it rewrites nothing.
         self._handled_changes: dict[tuple[str, datetime, str], datetime] = {}
@@ -61,10 +71,52 @@ class MicroBatchProcessor:
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         # Cached: the summary and the parsing would otherwise each read the batch from Kafka.
         records = records.persist()
+        watchdog = self._start_watchdog(batch_id)
         try:
-            self._process_batch(records, batch_id)
+            for attempt in range(1, self.batch_attempts + 1):
+                try:
+                    self._process_batch(records, batch_id)
+                    return
+                except Exception as error:  # any failure: the whole batch is idempotent, so retry it
+                    if attempt == self.batch_attempts:
+                        log.error("batch %d failed %d time(s), giving up: %s", batch_id, attempt, _first_line(error))
+                        raise
+                    delay = self.batch_retry_backoff_seconds * 2 ** (attempt - 1)
+                    log.warning(
+                        "batch %d failed (attempt %d of %d), retrying in %.0f s: %s",
+                        batch_id,
+                        attempt,
+                        self.batch_attempts,
+                        delay,
+                        _first_line(error),
+                    )
+                    time.sleep(delay)
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             records.unpersist()
+
+    def _start_watchdog(self, batch_id: int) -> threading.Timer | None:
+        """Stop the whole job if this batch outlives ``batch_timeout_seconds``: a call stuck inside
+        the JVM cannot be interrupted, and an exited job restarts cleanly from its checkpoint."""
+        if self.batch_timeout_seconds is None:
+            return None
+        timeout = self.batch_timeout_seconds
+
+        def stop_the_job() -> None:
+            log.error(
+                "batch %d has not finished after %.0f s: a Cassandra or Kafka call is stuck. Stopping the job; "
+                "restart it and it resumes this batch from its checkpoint.",
+                batch_id,
+                timeout,
+            )
+            logging.shutdown()
+            os._exit(STUCK_BATCH_EXIT_CODE)
+
+        watchdog = threading.Timer(timeout, stop_the_job)
+        watchdog.daemon = True
+        watchdog.start()
+        return watchdog
 
     def _process_batch(self, records: DataFrame, batch_id: int) -> None:
         summary = records.agg(F.max(BATCH_TIMESTAMP).alias("at"), F.count("topic").alias("kafka_records")).first()
@@ -155,6 +207,13 @@ class MicroBatchProcessor:
             return count
         finally:
             alerts.unpersist()
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of an error; for a Java one (Py4J) its exception, not the Python call site."""
+    java_exception = getattr(error, "java_exception", None)
+    text = (str(java_exception) if java_exception is not None else str(error)).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _change_row(change: ProfileChange) -> tuple[str, datetime, str, str]:

@@ -71,6 +71,9 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         max_record_bytes=config.job.max_record_bytes,
         max_future_skew_seconds=config.job.max_future_skew_seconds,
         change_scan_margin=timedelta(seconds=config.job.change_scan_margin_seconds),
+        batch_attempts=config.job.batch_attempts,
+        batch_retry_backoff_seconds=config.job.batch_retry_backoff_seconds,
+        batch_timeout_seconds=config.job.batch_timeout_seconds,
     )
     return (
         transaction_records(spark, config.kafka)

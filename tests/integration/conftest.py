@@ -70,9 +70,21 @@ def cassandra(isolated_config: Config) -> Iterator[Session]:
         session.execute(f"DROP KEYSPACE IF EXISTS {isolated_config.cassandra.keyspace}")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 1.0) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 1.0,
+    unavailable: tuple[type[Exception], ...] = (),
+) -> None:
+    """Poll ``condition`` until true; an ``unavailable`` error (a server restarting) counts as false."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        try:
+            if condition():
+                return
+        except unavailable:
+            pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)

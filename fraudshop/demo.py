@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cassandra.cluster import Session
@@ -38,9 +38,10 @@ def _count_transactions(session: Session, keyspace: str, accounts: int) -> int:
     return sum(session.execute(statement, (account_number(i),)).one()[0] for i in range(accounts))
 
 
-def _print_new_alerts(
-    session: Session, keyspace: str, day: date, seen: set[tuple[datetime, str]], announce: bool = True
-) -> None:
+def _print_new_alerts(session: Session, keyspace: str, since: datetime, seen: set[tuple[datetime, str]]) -> None:
+    """Print alerts not printed yet that name a change made since ``since`` (this run's changes:
+    earlier runs' changes are still inside their 24 h window, and would muddle the story)."""
+    day = datetime.now(UTC).date()
     rows = session.execute(
         f"SELECT tranpostdt, tranid, customer_id, account_no, amount, change_type, last_updated "
         f"FROM {keyspace}.cust_fraud_by_day WHERE day = %s",
@@ -49,9 +50,9 @@ def _print_new_alerts(
     for row in sorted(rows, key=lambda r: r.tranpostdt):
         if (row.tranpostdt, row.tranid) in seen:
             continue
-        seen.add((row.tranpostdt, row.tranid))
-        if not announce:
+        if row.last_updated.replace(tzinfo=UTC) < since:
             continue
+        seen.add((row.tranpostdt, row.tranid))
         print(
             f"  ALERT {row.tranpostdt:%H:%M:%S.%f}"[:-3]
             + f"  {row.customer_id:<11} {row.account_no}  {row.amount:>9.2f}"
@@ -100,9 +101,7 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         _wait_for_new_transactions(session, keyspace, accounts, stored_before, job, job_log)
         print("== 4. Transactions are landing in bank.transaction. Now customers change their profiles:", flush=True)
         seen: set[tuple[datetime, str]] = set()
-        # Alerts of earlier demo runs today are not news.
-        _print_new_alerts(session, keyspace, datetime.now(UTC).date(), seen, announce=False)
-        earlier = len(seen)
+        story_started = datetime.now(UTC) - timedelta(seconds=1)
         start = time.monotonic()
         pending = list(DEMO_CHANGES)
         next_change = start
@@ -112,13 +111,11 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
                 api.record_change(account_number(index), customer, change_type)
                 print(f"  CHANGE {customer} changed {change_type} on {account_number(index)} (POST /changes)")
                 next_change += duration.total_seconds() / (len(DEMO_CHANGES) + 1)
-            _print_new_alerts(session, keyspace, datetime.now(UTC).date(), seen)
+            _print_new_alerts(session, keyspace, story_started, seen)
             if job.poll() is not None:
                 raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
             time.sleep(1)
-        print(
-            f"== 5. {len(seen) - earlier} flagged transactions. One customer's: fraudshop alerts --customer CUST-ALICE"
-        )
+        print(f"== 5. {len(seen)} flagged transactions. One customer's: fraudshop alerts --customer CUST-ALICE")
     print("The local stack is still running for your queries; stop it with: fraudshop stack down")
 
 

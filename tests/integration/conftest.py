@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -88,3 +89,17 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def batches_done(job_log: Path) -> int:
+    """Micro-batches with Kafka records the job has logged so far."""
+    return len(re.findall(r"batch \d+: \d+ records", job_log.read_text(errors="replace")))
+
+
+def more_batches_than(job_log: Path, count: int) -> bool:
+    return batches_done(job_log) > count
+
+
+def stored_rows(session: Session, keyspace: str, table: str, columns: str) -> set[tuple[object, ...]]:
+    """Every row of a (test-sized) table, as tuples of ``columns``."""
+    return {tuple(row) for row in session.execute(f"SELECT {columns} FROM {keyspace}.{table}")}

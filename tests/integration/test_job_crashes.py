@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import time
@@ -30,7 +29,13 @@ from fraudshop.producer import (
     synthetic_transactions,
 )
 from fraudshop.profile_changes import ProfileChange, record_profile_change
-from tests.integration.conftest import config_for_tests, wait_until
+from tests.integration.conftest import (
+    batches_done,
+    config_for_tests,
+    more_batches_than,
+    stored_rows,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 log = logging.getLogger(__name__)
@@ -45,14 +50,6 @@ SECRET = secrets.token_hex(12)
 RESULTS = Path(os.environ.get("FRAUDSHOP_RESULTS_DIR", "results")) / "job-crashes.json"
 
 
-def batches_done(job_log: Path) -> int:
-    return len(re.findall(r"batch \d+: \d+ records", job_log.read_text(errors="replace")))
-
-
-def more_batches_than(job_log: Path, count: int) -> bool:
-    return batches_done(job_log) > count
-
-
 def command_lines_of_group(group: int) -> str:
     """The command lines of every process in a process group (what `ps` shows anyone)."""
     lines = []
@@ -63,10 +60,6 @@ def command_lines_of_group(group: int) -> str:
         except (OSError, IndexError, ValueError):
             continue  # the process ended while we looked
     return "\n".join(lines)
-
-
-def stored_keys(session: Session, keyspace: str, table: str, columns: str) -> set[tuple[object, ...]]:
-    return {tuple(row) for row in session.execute(f"SELECT {columns} FROM {keyspace}.{table}")}
 
 
 def test_nothing_lost_or_doubled_across_kill_9(cassandra: Session, isolated_config: Config, tmp_path: Path) -> None:
@@ -118,14 +111,14 @@ def test_nothing_lost_or_doubled_across_kill_9(cassandra: Session, isolated_conf
                 job.wait(timeout=120)
                 continue
             wait_until(
-                lambda: len(stored_keys(cassandra, keyspace, "transaction", "account_no, tranid")) == TRANSACTIONS,
+                lambda: len(stored_rows(cassandra, keyspace, "transaction", "account_no, tranid")) == TRANSACTIONS,
                 300,
                 "every transaction",
                 interval=5,
             )
             wait_until(
                 lambda: (
-                    len(stored_keys(cassandra, keyspace, "transaction_rejects", "reason, source_offset")) == MALFORMED
+                    len(stored_rows(cassandra, keyspace, "transaction_rejects", "reason, source_offset")) == MALFORMED
                 ),
                 60,
                 "every rejected record",
@@ -134,8 +127,8 @@ def test_nothing_lost_or_doubled_across_kill_9(cassandra: Session, isolated_conf
             if job.poll() is None:
                 stop_job(job)
 
-    transactions = stored_keys(cassandra, keyspace, "transaction", "account_no, tranid")
-    alerts = stored_keys(cassandra, keyspace, "cust_fraud", "customer_id, tranid")
+    transactions = stored_rows(cassandra, keyspace, "transaction", "account_no, tranid")
+    alerts = stored_rows(cassandra, keyspace, "cust_fraud", "customer_id, tranid")
     rows_in_alert_table = len(list(cassandra.execute(f"SELECT tranid FROM {keyspace}.cust_fraud")))
     figures = {
         "transactions_produced": TRANSACTIONS,

@@ -20,7 +20,12 @@ from fraudshop.producer import account_number, ensure_topic, send_transactions, 
 from fraudshop.profile_changes import ProfileChange, record_profile_change
 from fraudshop.stack.cassandra import cassandra_server
 from fraudshop.stack.kafka import kafka_server
-from tests.integration.conftest import config_for_tests, wait_until
+from tests.integration.conftest import (
+    batches_done,
+    config_for_tests,
+    stored_rows,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -28,14 +33,6 @@ TRANSACTIONS = 8_000
 ACCOUNTS = 50
 RESULTS = Path(os.environ.get("FRAUDSHOP_RESULTS_DIR", "results")) / "server-restarts.json"
 SERVERS = {"cassandra": cassandra_server, "kafka": kafka_server}
-
-
-def batches_done(job_log: Path) -> int:
-    return len(re.findall(r"batch \d+: \d+ records", job_log.read_text(errors="replace")))
-
-
-def stored(session: Session, keyspace: str, table: str, columns: str) -> set[tuple[object, ...]]:
-    return {tuple(row) for row in session.execute(f"SELECT {columns} FROM {keyspace}.{table}")}
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
@@ -75,7 +72,9 @@ def test_the_job_rides_through_a_server_restart(
         send_transactions(config.kafka, sent[half:], rate=0)
 
         def all_stored_or_job_stopped() -> bool:
-            return job.poll() is not None or len(stored(cassandra, keyspace, "transaction", "tranid")) == TRANSACTIONS
+            return (
+                job.poll() is not None or len(stored_rows(cassandra, keyspace, "transaction", "tranid")) == TRANSACTIONS
+            )
 
         # This test's own session reconnects after the restart: until then, its reads fail.
         wait_until(all_stored_or_job_stopped, 240, "every transaction", interval=2, unavailable=(NoHostAvailable,))
@@ -90,7 +89,7 @@ def test_the_job_rides_through_a_server_restart(
         caught_up_seconds = time.monotonic() - stopped_at - down_seconds
         expected_alerts = {("CUST-7", t["tranid"]) for t in sent if t["account_no"] == account_number(7)}
         wait_until(
-            lambda: stored(cassandra, keyspace, "cust_fraud", "customer_id, tranid") == expected_alerts,
+            lambda: stored_rows(cassandra, keyspace, "cust_fraud", "customer_id, tranid") == expected_alerts,
             60,
             "every alert",
         )
@@ -98,7 +97,7 @@ def test_the_job_rides_through_a_server_restart(
     finally:
         stop_job(job)
 
-    assert stored(cassandra, keyspace, "transaction", "account_no, tranid") == {
+    assert stored_rows(cassandra, keyspace, "transaction", "account_no, tranid") == {
         (t["account_no"], t["tranid"]) for t in sent
     }
     assert len(list(cassandra.execute(f"SELECT tranid FROM {keyspace}.cust_fraud"))) == len(expected_alerts)

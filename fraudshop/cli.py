@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: Callable[[Config, argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub = commands.add_parser(name, help=help, description=help, allow_abbrev=False)
         add_config_arguments(sub)
         sub.set_defaults(handler=handler)
         return sub
@@ -228,13 +228,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=25.0, help="transactions per second")
     demo.add_argument("--accounts", type=int, default=40, help="number of synthetic accounts")
 
-    test = command("test", _test, "lint, type-check and run the whole test suite")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    command("test", _test, "lint, type-check and run the whole test suite; other arguments go to pytest")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
     configure_logging()
     try:
         config = load_config_from_args(args)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-from cassandra.cluster import Cluster, Session
+from cassandra.cluster import Session
+from cassandra.query import PreparedStatement
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -37,16 +38,29 @@ class CassandraStore:
         self.job_id = job_id
 
     @cached_property
-    def _cluster(self) -> Cluster:
-        return connect(self.cassandra)
+    def _session(self) -> Session:
+        # Lives as long as the job; statements name their keyspace (no USE, no ambiguity).
+        return connect(self.cassandra).connect()
 
     @cached_property
-    def _session(self) -> Session:
-        return self._cluster.connect(self.keyspace)
+    def _delete_alert(self) -> PreparedStatement:
+        return self._session.prepare(
+            f"DELETE FROM {self.keyspace}.cust_fraud WHERE customer_id = ? AND tranpostdt = ? AND tranid = ?"
+        )
 
-    def close(self) -> None:
-        if "_cluster" in self.__dict__:
-            self._cluster.shutdown()
+    @cached_property
+    def _changes_recorded_in_hour(self) -> PreparedStatement:
+        # Prepared once: it runs on every micro-batch.
+        return self._session.prepare(
+            "SELECT recorded_at, account_no, last_updated, change_type, customer_id "
+            f"FROM {self.keyspace}.cust_change_log WHERE recorded_hour = ? AND recorded_at >= ?"
+        )
+
+    @cached_property
+    def _save_progress(self) -> PreparedStatement:
+        return self._session.prepare(
+            f"INSERT INTO {self.keyspace}.job_progress (job, changes_scanned_until) VALUES (?, ?)"
+        )
 
     def _of_accounts(self, table: str, accounts: DataFrame) -> DataFrame:
         # A join on the partition key that the connector always runs as per-account partition
@@ -72,21 +86,16 @@ class CassandraStore:
         write_cassandra_table(alerts.withColumn("day", F.to_date("tranpostdt")), self.keyspace, "cust_fraud_by_day")
 
     def delete_alerts(self, keys: Sequence[AlertKey]) -> None:
-        delete = self._session.prepare("DELETE FROM cust_fraud WHERE customer_id = ? AND tranpostdt = ? AND tranid = ?")
         for key in keys:
-            self._session.execute(delete, key)
+            self._session.execute(self._delete_alert, key)
 
     def changes_recorded_since(self, since: datetime) -> list[tuple[datetime, ProfileChange]]:
-        select = self._session.prepare(
-            "SELECT recorded_at, account_no, last_updated, change_type, customer_id FROM cust_change_log "
-            "WHERE recorded_hour = ? AND recorded_at >= ?"
-        )
         hour = recorded_hour(since)
         # One hour past now: a writer whose clock runs ahead files changes in the next bucket.
         last_hour = recorded_hour(datetime.now(UTC) + timedelta(hours=1))
         found = []
         while hour <= last_hour:
-            for row in self._session.execute(select, (hour, since)):
+            for row in self._session.execute(self._changes_recorded_in_hour, (hour, since)):
                 change = ProfileChange(
                     row.account_no, row.customer_id, row.change_type, row.last_updated.replace(tzinfo=UTC)
                 )
@@ -96,11 +105,9 @@ class CassandraStore:
 
     def load_scan_progress(self) -> datetime | None:
         row = self._session.execute(
-            "SELECT changes_scanned_until FROM job_progress WHERE job = %s", (self.job_id,)
+            f"SELECT changes_scanned_until FROM {self.keyspace}.job_progress WHERE job = %s", (self.job_id,)
         ).one()
         return row.changes_scanned_until.replace(tzinfo=UTC) if row else None
 
     def save_scan_progress(self, scanned_until: datetime) -> None:
-        self._session.execute(
-            "INSERT INTO job_progress (job, changes_scanned_until) VALUES (%s, %s)", (self.job_id, scanned_until)
-        )
+        self._session.execute(self._save_progress, (self.job_id, scanned_until))

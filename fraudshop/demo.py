@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 DEMO_CHANGES = ((3, "CUST-ALICE", "email"), (11, "CUST-BOB", "phone"), (27, "CUST-CAROL", "address"))
 
 
-def _count_transactions(session: Session, keyspace: str, accounts: int) -> int:
+def transaction_count(session: Session, keyspace: str, accounts: int) -> int:
+    """Stored transactions of the demo's accounts (one partition count each)."""
     statement = session.prepare(f"SELECT count(*) FROM {keyspace}.transaction WHERE account_no = ?")
     return sum(session.execute(statement, (account_number(i),)).one()[0] for i in range(accounts))
 
@@ -75,7 +76,7 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
     with ExitStack() as cleanup, cassandra_session(config.cassandra) as session:
         apply_schema(session, config.cassandra)
         ensure_topic(config.kafka)
-        stored_before = _count_transactions(session, keyspace, accounts)
+        stored_before = transaction_count(session, keyspace, accounts)
         with open(logs / "demo-api.log", "ab") as output:
             api_process = start_api(config, output)
         cleanup.callback(api_process.wait, timeout=30)
@@ -130,7 +131,7 @@ def _wait_for_new_transactions(
 ) -> None:
     """Wait until the job stored transactions of this run (earlier runs' rows do not count)."""
     deadline = time.monotonic() + timeout
-    while _count_transactions(session, keyspace, accounts) <= stored_before:
+    while transaction_count(session, keyspace, accounts) <= stored_before:
         if job.poll() is not None:
             raise RuntimeError(f"the job stopped (exit {job.returncode}); see {job_log}")
         if time.monotonic() > deadline:

@@ -27,6 +27,7 @@ from fraudshop.api_client import ApiClient
 from fraudshop.cassandra_client import cassandra_session
 from fraudshop.cli import format_table
 from fraudshop.config import CassandraConfig, Config, KafkaConfig
+from fraudshop.demo import transaction_count
 from fraudshop.job_launcher import stop_job
 from fraudshop.producer import account_number, send_transactions, synthetic_transactions
 
@@ -166,11 +167,6 @@ def _recent_transactions(session: Session, keyspace: str, accounts: int, per_acc
     )
     rows = [row for i in range(accounts) for row in session.execute(statement, (account_number(i), per_account))]
     return sorted(rows, key=lambda row: row.tranpostdt, reverse=True)
-
-
-def transaction_count(session: Session, keyspace: str, accounts: int) -> int:
-    statement = session.prepare(f"SELECT count(*) FROM {keyspace}.transaction WHERE account_no = ?")
-    return sum(int(session.execute(statement, (account_number(i),)).one()[0]) for i in range(accounts))
 
 
 def watch_transactions(

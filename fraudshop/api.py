@@ -9,6 +9,7 @@ import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from cassandra.cluster import Session
@@ -50,7 +51,7 @@ class PageOut(BaseModel):
 def _field_error(field: str, message: str) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors: which field, and why."""
     return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
         detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}],
     )
 

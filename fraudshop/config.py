@@ -72,6 +72,7 @@ class JobConfig:
     batch_retry_backoff_seconds: float
     batch_timeout_seconds: float
     shuffle_partitions: int
+    progress_file: str
 
     @property
     def change_window_seconds(self) -> int:

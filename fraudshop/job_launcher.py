@@ -1,4 +1,5 @@
-"""Launch the detection job with spark-submit on this machine (local demo, tests, `fraudshop job`)."""
+"""Launch a spark-submit job of ``jobs/`` on this machine: the detection job (local demo, tests,
+`fraudshop job`) or the benchmark's baseline."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from fraudshop.config import Config, as_environment
 from fraudshop.spark_session import spark_submit_command
 
 DETECTION_JOB = "detect_fraud"
+#: The original proofshop's design, run by `fraudshop bench` beside the detection job.
+BASELINE_JOB = "proofshop_baseline"
 
 
 def spark_submit_executable() -> str:
@@ -31,8 +34,8 @@ def spark_submit_executable() -> str:
     return found
 
 
-def job_command(config: Config) -> list[str]:
-    return spark_submit_command(config, DETECTION_JOB, spark_submit_executable())
+def job_command(config: Config, job: str = DETECTION_JOB) -> list[str]:
+    return spark_submit_command(config, job, spark_submit_executable())
 
 
 def job_environment(config: Config) -> dict[str, str]:
@@ -44,10 +47,10 @@ def job_environment(config: Config) -> dict[str, str]:
     return environment
 
 
-def start_job(config: Config, output: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start the job in the background, its output to ``output``; stop it with :func:`stop_job`."""
+def start_job(config: Config, output: IO[bytes], job: str = DETECTION_JOB) -> subprocess.Popen[bytes]:
+    """Start ``jobs/<job>.py`` in the background, its output to ``output``; stop it with :func:`stop_job`."""
     return subprocess.Popen(
-        job_command(config),
+        job_command(config, job),
         env=job_environment(config),
         stdin=subprocess.DEVNULL,
         stdout=output,

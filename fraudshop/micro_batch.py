@@ -6,11 +6,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fraudshop.batch_metrics import BatchMetrics
 from fraudshop.detection import (
     ALERT_COLUMNS,
     SUPERSEDED_CUSTOMERS,
@@ -53,6 +56,7 @@ class MicroBatchProcessor:
         batch_attempts: int = 1,
         batch_retry_backoff_seconds: float = 0.0,
         batch_timeout_seconds: float | None = None,
+        on_batch_done: Callable[[BatchMetrics], None] | None = None,
     ) -> None:
         self.store = store
         self.window_seconds = window_seconds
@@ -64,6 +68,7 @@ class MicroBatchProcessor:
         self.batch_attempts = batch_attempts
         self.batch_retry_backoff_seconds = batch_retry_backoff_seconds
         self.batch_timeout_seconds = batch_timeout_seconds
+        self.on_batch_done = on_batch_done
         self._scanned_until: datetime | None = None
         # Changes already handled inside the margin, so re-scanning it rewrites nothing.
         self._handled_changes: dict[tuple[str, datetime, str], datetime] = {}
@@ -74,10 +79,12 @@ class MicroBatchProcessor:
         watchdog = self._start_watchdog(batch_id)
         try:
             for attempt in range(1, self.batch_attempts + 1):
+                metrics = BatchMetrics(batch_id)  # of this attempt only
                 try:
-                    self._process_batch(records, batch_id)
-                    return
+                    self._process_batch(records, metrics)
                 except Exception as error:  # any failure: the whole batch is idempotent, so retry it
+                    if is_kafka_data_loss(error):
+                        raise  # a retry reads the same missing offsets: stop the stream and say why
                     if attempt == self.batch_attempts:
                         log.error("batch %d failed %d time(s), giving up: %s", batch_id, attempt, _first_line(error))
                         raise
@@ -91,6 +98,10 @@ class MicroBatchProcessor:
                         _first_line(error),
                     )
                     time.sleep(delay)
+                    continue
+                if self.on_batch_done is not None:
+                    self.on_batch_done(metrics)
+                return
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -118,45 +129,45 @@ class MicroBatchProcessor:
         watchdog.start()
         return watchdog
 
-    def _process_batch(self, records: DataFrame, batch_id: int) -> None:
-        summary = records.agg(F.max(BATCH_TIMESTAMP).alias("at"), F.count("topic").alias("kafka_records")).first()
+    def _process_batch(self, records: DataFrame, metrics: BatchMetrics) -> None:
+        with metrics.step("read_kafka"):
+            summary = records.agg(F.max(BATCH_TIMESTAMP).alias("at"), F.count("topic").alias("kafka_records")).first()
         if summary is None or summary["at"] is None:
             return
         batch_at = summary["at"].replace(tzinfo=UTC) if summary["at"].tzinfo is None else summary["at"]
-        new_alerts = 0
-        if summary["kafka_records"]:
-            new_alerts += self._process_records(records.where(F.col("topic").isNotNull()), batch_at, batch_id)
-        scan_started = time.monotonic()
-        late_alerts = self._flag_transactions_of_late_changes(records, batch_at)
-        if summary["kafka_records"] or late_alerts:
+        metrics.kafka_records = summary["kafka_records"]
+        if metrics.kafka_records:
+            self._process_records(records.where(F.col("topic").isNotNull()), batch_at, metrics)
+        with metrics.step("late_changes"):
+            metrics.late_alert_rows = self._flag_transactions_of_late_changes(records, batch_at)
+        metrics.alert_rows += metrics.late_alert_rows
+        if metrics.kafka_records or metrics.late_alert_rows:
             log.info(
                 "batch %d: %d alert rows written (%d for late changes; late-change scan %.0f ms)",
-                batch_id,
-                new_alerts + late_alerts,
-                late_alerts,
-                (time.monotonic() - scan_started) * 1000,
+                metrics.batch_id,
+                metrics.alert_rows,
+                metrics.late_alert_rows,
+                metrics.step_ms["late_changes"],
             )
 
-    def _process_records(self, kafka_records: DataFrame, batch_at: datetime, batch_id: int) -> int:
+    def _process_records(self, kafka_records: DataFrame, batch_at: datetime, metrics: BatchMetrics) -> None:
         parsed = parse_transaction_records(kafka_records, self.max_record_bytes, self.max_future_skew_seconds)
         parsed = parsed.persist()
         try:
-            counts = parsed.agg(F.count(F.lit(1)).alias("records"), F.count("reject_reason").alias("rejected")).first()
+            with metrics.step("parse"):
+                counts = parsed.agg(F.count("reject_reason").alias("rejected")).first()
             assert counts is not None
+            metrics.rejected = counts["rejected"]
+            metrics.transactions = metrics.kafka_records - metrics.rejected
             transactions = valid_transactions(parsed)
-            self.store.write_transactions(transactions)
-            if counts["rejected"]:
-                self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
-            log.info(
-                "batch %d: %d records, %d transactions, %d rejected",
-                batch_id,
-                counts["records"],
-                counts["records"] - counts["rejected"],
-                counts["rejected"],
-            )
+            with metrics.step("write_transactions"):
+                self.store.write_transactions(transactions)
+            if metrics.rejected:
+                with metrics.step("write_rejects"):
+                    self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
             changes = self.store.changes_of_accounts(transactions.select("account_no"))
-            return self._write_alerts(
-                flag_changed_customer_transactions(transactions, changes, self.window_seconds), batch_at
+            metrics.alert_rows = self._write_alerts(
+                flag_changed_customer_transactions(transactions, changes, self.window_seconds), batch_at, metrics
             )
         finally:
             parsed.unpersist()
@@ -190,23 +201,39 @@ class MicroBatchProcessor:
         self.store.save_scan_progress(self._scanned_until)
         return written
 
-    def _write_alerts(self, alerts: DataFrame, batch_at: datetime) -> int:
-        """Upsert the alerts and delete the rows they supersede; return how many were written."""
+    def _write_alerts(self, alerts: DataFrame, batch_at: datetime, metrics: BatchMetrics | None = None) -> int:
+        """Upsert the alerts and delete the rows they supersede; return how many were written.
+        With ``metrics``, time the join (the count computes it) and the writes as their steps."""
+
+        def step(name: str) -> AbstractContextManager[None]:
+            return metrics.step(name) if metrics is not None else nullcontext()
+
         alerts = alerts.withColumn("detected_at", F.lit(batch_at)).persist()
         try:
-            count = alerts.count()
-            if count:
-                self.store.write_alerts(alerts.select(*ALERT_COLUMNS, "detected_at"))
+            with step("read_changes_and_join"):
+                counts = alerts.agg(
+                    F.count(F.lit(1)).alias("alerts"),
+                    F.count(F.when(F.size(SUPERSEDED_CUSTOMERS) > 0, True)).alias("superseding"),
+                ).first()
+            assert counts is not None
+            if counts["alerts"]:
+                with step("write_alerts"):
+                    self.store.write_alerts(alerts.select(*ALERT_COLUMNS, "detected_at"))
+            if counts["superseding"]:  # rare: a customer's alert now belongs to another's change
                 stale = (
                     alerts.where(F.size(SUPERSEDED_CUSTOMERS) > 0)
                     .select(F.explode(SUPERSEDED_CUSTOMERS).alias("customer_id"), "tranpostdt", "tranid")
                     .collect()
                 )
-                if stale:
-                    self.store.delete_alerts([(row.customer_id, row.tranpostdt, row.tranid) for row in stale])
-            return count
+                self.store.delete_alerts([(row.customer_id, row.tranpostdt, row.tranid) for row in stale])
+            return int(counts["alerts"])
         finally:
             alerts.unpersist()
+
+
+def is_kafka_data_loss(error: BaseException) -> bool:
+    """Spark's Kafka source reports lost records with advice naming its ``failOnDataLoss`` option."""
+    return "failOnDataLoss" in str(error)
 
 
 def _first_line(error: BaseException) -> str:

@@ -65,18 +65,26 @@ def _looks_like_json_container(value: Column) -> Column:
 def _extract_fields(records: DataFrame) -> DataFrame:
     """Add one text column per field, from whichever format the record is in."""
     raw = F.col("raw_value")
-    is_json = F.ltrim(raw).startswith("{")
-    parsed_json = F.from_json(raw, _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT})
-    legacy_parts = F.split(raw, ";", -1)
+    # Parsed once per record into columns of their own: referenced from every field's
+    # expression instead, the JSON would be parsed again for each field (Spark does not share
+    # an expression between the branches of CASE WHEN).
+    decoded = records.select(
+        "*",
+        F.ltrim(raw).startswith("{").alias("_is_json"),
+        F.from_json(raw, _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT}).alias("_json"),
+        F.split(raw, ";", -1).alias("_legacy"),
+    )
+    is_json = F.col("_is_json")
+    legacy_parts = F.col("_legacy")
 
     def field(name: str) -> Column:
         legacy_value = legacy_parts.getItem(LEGACY_FIELDS.index(name)) if name in LEGACY_FIELDS else F.lit(None)
-        return _blank_to_null(F.when(is_json, parsed_json.getField(name)).otherwise(legacy_value))
+        return _blank_to_null(F.when(is_json, F.col("_json").getField(name)).otherwise(legacy_value))
 
-    return records.select(
-        "*",
+    return decoded.select(
+        *records.columns,
         F.when(is_json, "json").when(F.size(legacy_parts) > 1, "legacy").alias("format"),
-        F.when(is_json, parsed_json.getField(_CORRUPT)).alias(_CORRUPT),
+        F.when(is_json, F.col("_json").getField(_CORRUPT)).alias(_CORRUPT),
         F.size(legacy_parts).alias("legacy_field_count"),
         *[field(name).alias(f"{name}_text") for name in JSON_FIELDS],
     )

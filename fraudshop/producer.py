@@ -151,13 +151,17 @@ def send_transactions(
     deadline = started + duration.total_seconds() if duration else None
     sent = 0
     next_report = started + 5
+    pending = iter(transactions)
     try:
-        for transaction in transactions:
-            if (
-                (limit is not None and sent >= limit)
-                or (deadline is not None and time.monotonic() >= deadline)
-                or (stop is not None and stop.is_set())
-            ):
+        # Limits are checked before taking the next transaction, so the iterable yields exactly
+        # the ones sent (the benchmark records what it offered by wrapping it).
+        while not (
+            (limit is not None and sent >= limit)
+            or (deadline is not None and time.monotonic() >= deadline)
+            or (stop is not None and stop.is_set())
+        ):
+            transaction = next(pending, None)
+            if transaction is None:
                 break
             producer.send(
                 kafka.topic,

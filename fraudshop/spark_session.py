@@ -43,6 +43,9 @@ def session_settings(config: Config) -> dict[str, str]:
         # partition key reads only the partitions of the accounts in the batch.
         "spark.sql.extensions": "com.datastax.spark.connector.CassandraSparkExtensions",
         "spark.sql.shuffle.partitions": str(config.job.shuffle_partitions),
+        # A record without an optional field (bucket, transrsncd, ...) must not write a tombstone
+        # for it: every row would carry several, and reads of an account would wade through them.
+        "spark.cassandra.output.ignoreNulls": "true",
         **cassandra_connector_settings(config.cassandra),
     }
 
@@ -60,6 +63,20 @@ def build_spark_session(config: Config, app_name: str) -> SparkSession:
     for key, value in session_settings(config).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def start_job_session(description: str, app_name: str) -> tuple[Config, SparkSession]:
+    """How every ``jobs/`` entry point starts: its config (``--config``/``--set``, environment),
+    logging, and its SparkSession with Spark's own chatter at WARN."""
+    from fraudshop.cli_args import config_argument_parser, load_config_from_args
+    from fraudshop.logs import configure_logging
+
+    args = config_argument_parser(description=description).parse_args()
+    configure_logging()
+    config = load_config_from_args(args)
+    spark = build_spark_session(config, app_name=app_name)
+    spark.sparkContext.setLogLevel("WARN")
+    return config, spark
 
 
 def spark_submit_command(config: Config, job: str, spark_submit: str = "spark-submit") -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -10,9 +12,12 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from fraudshop.cassandra_store import CassandraStore
 from fraudshop.config import Config, KafkaConfig
-from fraudshop.micro_batch import BATCH_TIMESTAMP, MicroBatchProcessor
+from fraudshop.micro_batch import BATCH_TIMESTAMP, MicroBatchProcessor, is_kafka_data_loss
+from fraudshop.progress import ProgressReporter
 
 QUERY_NAME = "fraudshop_detect_fraud"
+#: Exit code of a job stopped because Kafka lost records it had not read (EX_DATAERR).
+KAFKA_DATA_LOSS_EXIT_CODE = 65
 
 
 def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
@@ -62,9 +67,29 @@ def transaction_records(spark: SparkSession, kafka: KafkaConfig) -> DataFrame:
     )
 
 
+def explain_stream_failure(error: BaseException) -> tuple[str, int]:
+    """What to tell the operator when the stream fails, and the job's exit code. Only the first
+    line of Spark's error is kept: the rest restates the query plan."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if is_kafka_data_loss(error):
+        # Spark's own words naming the partition and offsets, wherever the wrapping put them.
+        named = re.search(r"Cannot fetch offset \d+ \([^)]*\)|\S+ offset was changed from \d+ to \d+", str(error))
+        cause = named.group(0) if named else lines[0]
+        return (
+            "Kafka no longer holds records this job had not read yet (expired by retention, or the topic was "
+            "deleted or recreated). The job stops instead of skipping them (kafka.fail_on_data_loss = true): "
+            "replay them from their source, or restart with kafka.fail_on_data_loss=false to skip them, which "
+            f"Spark then logs as a warning. Spark said: {cause}",
+            KAFKA_DATA_LOSS_EXIT_CODE,
+        )
+    return f"the detection stream failed: {lines[0] if lines else type(error).__name__}", 1
+
+
 def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery:
     """Start the one streaming query of the job; checkpointing makes restarts resume where it stopped."""
     store = CassandraStore(spark, config.cassandra, job_id=str(config.job.checkpoint_dir))
+    progress = ProgressReporter(Path(config.job.progress_file).expanduser() if config.job.progress_file else None)
+    spark.streams.addListener(progress)
     processor = MicroBatchProcessor(
         store,
         window_seconds=config.job.change_window_seconds,
@@ -74,6 +99,7 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         batch_attempts=config.job.batch_attempts,
         batch_retry_backoff_seconds=config.job.batch_retry_backoff_seconds,
         batch_timeout_seconds=config.job.batch_timeout_seconds,
+        on_batch_done=progress.batch_done,
     )
     return (
         transaction_records(spark, config.kafka)

@@ -7,19 +7,25 @@
 
 from __future__ import annotations
 
-from fraudshop.cli_args import config_argument_parser, load_config_from_args
-from fraudshop.logs import configure_logging
-from fraudshop.spark_session import build_spark_session
-from fraudshop.streaming import start_detection_query
+import logging
+import sys
+
+from pyspark.errors import StreamingQueryException
+
+from fraudshop.spark_session import start_job_session
+from fraudshop.streaming import explain_stream_failure, start_detection_query
+
+log = logging.getLogger("fraudshop.job")
 
 
 def main() -> None:
-    args = config_argument_parser(description="fraudshop detection stream").parse_args()
-    configure_logging()
-    config = load_config_from_args(args)
-    spark = build_spark_session(config, app_name="fraudshop-detect-fraud")
-    spark.sparkContext.setLogLevel("WARN")
-    start_detection_query(spark, config).awaitTermination()
+    config, spark = start_job_session("fraudshop detection stream", app_name="fraudshop-detect-fraud")
+    try:
+        start_detection_query(spark, config).awaitTermination()
+    except StreamingQueryException as error:
+        message, exit_code = explain_stream_failure(error)
+        log.error(message)
+        sys.exit(exit_code)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from cassandra.cluster import Session
 
 from fraudshop.cassandra_client import cassandra_session
 from fraudshop.config import Config, load_config
+from fraudshop.fault_drill import batches_done, stored_rows, wait_until
 from fraudshop.schema import apply_schema
 from fraudshop.stack import stack_down, stack_is_running, stack_up
 
@@ -71,35 +71,4 @@ def cassandra(isolated_config: Config) -> Iterator[Session]:
         session.execute(f"DROP KEYSPACE IF EXISTS {isolated_config.cassandra.keyspace}")
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    interval: float = 1.0,
-    unavailable: tuple[type[Exception], ...] = (),
-) -> None:
-    """Poll ``condition`` until true; an ``unavailable`` error (a server restarting) counts as false."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except unavailable:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def batches_done(job_log: Path) -> int:
-    """Micro-batches with Kafka records the job has logged so far."""
-    return len(re.findall(r"batch \d+: \d+ records", job_log.read_text(errors="replace")))
-
-
-def more_batches_than(job_log: Path, count: int) -> bool:
-    return batches_done(job_log) > count
-
-
-def stored_rows(session: Session, keyspace: str, table: str, columns: str) -> set[tuple[object, ...]]:
-    """Every row of a (test-sized) table, as tuples of ``columns``."""
-    return {tuple(row) for row in session.execute(f"SELECT {columns} FROM {keyspace}.{table}")}
+__all__ = ["batches_done", "config_for_tests", "stored_rows", "wait_until"]

@@ -3,8 +3,12 @@ bad input is refused with the field and the reason, and nothing is half-written.
 
 from __future__ import annotations
 
+import secrets
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +16,7 @@ from cassandra.cluster import Session
 from fastapi.testclient import TestClient
 
 from fraudshop.api import LEGACY_ROUTE, create_app
+from fraudshop.api_client import ApiClient, start_api
 from fraudshop.cli import main as fraudshop_main
 from fraudshop.config import Config, ConfigError
 from tests.integration.conftest import config_for_tests
@@ -212,3 +217,43 @@ def test_alerts_cli_prints_a_table(
     assert output[2].split()[:6] == ["CUST-3", "ACC-9", "2026-11-23", "09:30:00.000", "T-cli", "99.50"]
     assert output[3] == "1 alert(s)"
     assert output.count("1 alert(s)") == 2
+
+
+def test_the_running_api_never_logs_its_token_or_credentials(
+    api_config: Config, cassandra: Session, tmp_path: Path
+) -> None:
+    token, password = secrets.token_hex(16), secrets.token_hex(12)
+    config = config_for_tests(
+        f"cassandra.keyspace={api_config.cassandra.keyspace}",
+        f"api.token={token}",
+        "cassandra.username=fraudshop-api",
+        f"cassandra.password={password}",  # AllowAllAuthenticator ignores it; it must still not show
+    )
+    api_log = tmp_path / "api.log"
+    with open(api_log, "ab") as output:
+        api = start_api(config, output)
+    try:
+        good = ApiClient(f"http://{config.api.host}:{config.api.port}", token)
+        good.record_change("ACC-1", "CUST-1", "email")
+        assert good.alerts_of_customer("CUST-1") == []
+        # A wrong token, an empty one, and bad input with the right token.
+        for client, change_type in (
+            (ApiClient(good.base_url, token[:-1] + "x"), "email"),
+            (ApiClient(good.base_url, ""), "email"),
+            (good, "shoe size"),
+        ):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                client.record_change("ACC-1", "CUST-1", change_type)
+            assert refused.value.code in (401, 403, 422)
+            assert token not in refused.value.read().decode()
+        # The token without "Bearer".
+        request = urllib.request.Request(f"{good.base_url}/changes", data=b"{}", headers={"Authorization": token})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=30)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    text = api_log.read_text(errors="replace")
+    assert "POST /changes" in text  # the log is the API's access log
+    assert token not in text
+    assert password not in text

@@ -48,3 +48,24 @@ def test_the_last_failure_stops_the_batch_with_the_error(spark: SparkSession) ->
         run(spark, store, attempts=3)
     assert store.attempts == 3
     assert store.transactions == {}
+
+
+class ExpiredKafkaRecords(InMemoryStore):
+    """Reading the batch finds its offsets gone from Kafka: retrying cannot bring them back."""
+
+    attempts = 0
+
+    def write_transactions(self, transactions: DataFrame) -> None:
+        self.attempts += 1
+        raise RuntimeError(
+            "Cannot fetch offset 100 (TopicPartition: transaction-0). Some data may have been lost ... "
+            'If you don\'t want your streaming query to fail on such cases, set the source option "failOnDataLoss" '
+            'to "false".'
+        )
+
+
+def test_kafka_data_loss_is_not_retried(spark: SparkSession) -> None:
+    store = ExpiredKafkaRecords(spark)
+    with pytest.raises(RuntimeError, match="failOnDataLoss"):
+        run(spark, store, attempts=6)
+    assert store.attempts == 1

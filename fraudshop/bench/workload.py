@@ -1,0 +1,64 @@
+"""The benchmark's seeded workload: which accounts changed their profile, the transactions
+offered, and the rows the stores must hold afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from fraudshop.producer import Transaction, account_number, synthetic_transactions
+from fraudshop.profile_changes import ProfileChange
+
+#: (account_no, tranid): a transaction's identity in bank.transaction.
+TransactionKey = tuple[str, str]
+#: (customer_id, tranid): an alert's identity in bank.cust_fraud.
+AlertKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Transactions over ``accounts`` accounts; every ``changed_every``-th account had its profile
+    changed an hour before the run, so all its transactions of the run are inside the window."""
+
+    accounts: int
+    changed_every: int
+    seed: int
+
+    def changed_indexes(self) -> range:
+        return range(0, self.accounts, self.changed_every)
+
+    def changed_accounts(self) -> set[str]:
+        return {account_number(index) for index in self.changed_indexes()}
+
+    def changes(self, now: datetime) -> list[ProfileChange]:
+        return [
+            ProfileChange(account_number(index), customer_of(account_number(index)), "email", now - timedelta(hours=1))
+            for index in self.changed_indexes()
+        ]
+
+
+def customer_of(account_no: str) -> str:
+    return f"CUST-{int(account_no[3:])}"
+
+
+@dataclass
+class OfferedTransactions:
+    """The workload's transaction stream, posted "now", remembering the key of each one taken
+    (``send_transactions`` takes exactly the ones it sends)."""
+
+    workload: Workload
+    keys: list[TransactionKey] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stream = synthetic_transactions(self.workload.accounts, seed=self.workload.seed)
+
+    def __iter__(self) -> Iterator[Transaction]:
+        for transaction in self._stream:
+            self.keys.append((transaction["account_no"], transaction["tranid"]))
+            yield transaction
+
+
+def expected_alerts(offered: Iterable[TransactionKey], changed_accounts: set[str]) -> set[AlertKey]:
+    """Every offered transaction of a changed account is flagged, for that account's customer."""
+    return {(customer_of(account), tranid) for account, tranid in offered if account in changed_accounts}

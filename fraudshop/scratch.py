@@ -1,0 +1,63 @@
+"""A scratch keyspace, topic and checkpoint for a run that must not touch your real tables: the
+benchmark and the fault drill start from empty and clean up after themselves."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from cassandra.cluster import Session
+from kafka.admin import KafkaAdminClient
+
+from fraudshop.cassandra_client import cassandra_session
+from fraudshop.config import Config
+from fraudshop.producer import ensure_topic, kafka_client_settings
+from fraudshop.schema import apply_schema
+
+log = logging.getLogger(__name__)
+
+
+def scratch_config(config: Config, name: str, work_dir: Path) -> Config:
+    """``config`` on a keyspace and topic named ``<name>_<random>``, checkpoint and progress
+    file in ``work_dir``, reading its topic from the start."""
+    scratch = f"{name}_{uuid.uuid4().hex[:8]}"
+    return replace(
+        config,
+        kafka=replace(config.kafka, topic=scratch, starting_offsets="earliest"),
+        cassandra=replace(config.cassandra, keyspace=scratch),
+        job=replace(config.job, checkpoint_dir=work_dir / "checkpoint", progress_file=str(work_dir / "progress.jsonl")),
+    )
+
+
+@contextmanager
+def scratch_space(config: Config, name: str, work_dir: Path, keep: bool = False) -> Iterator[tuple[Config, Session]]:
+    """Create a scratch keyspace (fraudshop's schema, ``cassandra.replication``) and topic; yield
+    their config and a session; drop both and the checkpoint afterwards unless ``keep``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_config(config, name, work_dir)
+    log.info("scratch keyspace and topic %s; work files in %s", scratch.kafka.topic, work_dir)
+    with cassandra_session(scratch.cassandra) as session:
+        apply_schema(session, scratch.cassandra)
+        ensure_topic(scratch.kafka)
+        try:
+            yield scratch, session
+        finally:
+            if keep:
+                log.info("kept keyspace and topic %s", scratch.kafka.topic)
+            else:
+                _drop(scratch, session, work_dir)
+
+
+def _drop(scratch: Config, session: Session, work_dir: Path) -> None:
+    session.execute(f"DROP KEYSPACE IF EXISTS {scratch.cassandra.keyspace}")
+    admin = KafkaAdminClient(**kafka_client_settings(scratch.kafka))
+    try:
+        admin.delete_topics([scratch.kafka.topic])
+    finally:
+        admin.close()
+    shutil.rmtree(work_dir / "checkpoint", ignore_errors=True)

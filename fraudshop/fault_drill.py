@@ -141,9 +141,11 @@ class SupervisedJob:
         self.secret_on_command_line = False
         self.last_fault = "none"
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where the running job's output begins in the log
 
     def start(self) -> None:
         with open(self.job_log, "ab") as output:
+            self._log_start = output.tell()
             self._process = start_job(self.config, output)
         time.sleep(1)  # spark-submit has launched its JVM by now: check what `ps` shows of it
         command_lines = command_lines_of_group(self._process.pid)
@@ -167,7 +169,10 @@ class SupervisedJob:
             stop_job(self._process)
 
     def _record_exit(self, code: int, after: str) -> None:
-        errors = re.findall(r"^.* ERROR .*$", self.job_log.read_text(errors="replace"), flags=re.M)
+        with open(self.job_log, "rb") as log_file:
+            log_file.seek(self._log_start)
+            output = log_file.read().decode(errors="replace")
+        errors = re.findall(r"^.* ERROR .*$", output, flags=re.M)
         self.exits.append({"after": after, "exit_code": code, "last_error": errors[-1] if errors else None})
         log.info("the job exited with code %d after %s", code, after)
 
@@ -351,9 +356,9 @@ def run_drill_in_scratch(
     if servers - set(restart_commands) and not stack_is_running(config):
         missing = ", ".join(sorted(servers - set(restart_commands)))
         raise ValueError(f"restarting {missing} of a stack that is not fraudshop's local one needs --restart-command")
-    if config.kafka.max_offsets_per_trigger <= 0:
-        # Several micro-batches per chunk of the workload, so every fault lands mid-stream.
-        per_trigger = max(1, plan.transactions // (5 * (len(plan.faults) + 1)))
+    # Several micro-batches per chunk of the workload, so every fault lands mid-stream.
+    per_trigger = max(1, plan.transactions // (5 * (len(plan.faults) + 1)))
+    if not 0 < config.kafka.max_offsets_per_trigger <= per_trigger:
         config = dataclasses.replace(
             config, kafka=dataclasses.replace(config.kafka, max_offsets_per_trigger=per_trigger)
         )

@@ -67,6 +67,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--accounts", type=int, default=2000, help="accounts of the synthetic workload")
     parser.add_argument("--changed-every", type=int, default=20, help="every n-th account changed its profile")
+    parser.add_argument(
+        "--history-changes",
+        type=int,
+        default=200_000,
+        help="old profile changes (2-365 days) in cust_change before the run, as a bank's history",
+    )
     parser.add_argument("--seed", type=int, default=6, help="seed of the synthetic workload")
     parser.add_argument("--output", type=Path, default=Path("results"), help="directory of bench.json and bench.png")
     parser.add_argument("--keep", action="store_true", help="keep the scratch keyspaces, topics and checkpoints")
@@ -78,7 +84,7 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
     systems = args.systems
     if args.smoke:
         return BenchPlan(
-            Workload(accounts=200, changed_every=10, seed=args.seed),
+            Workload(accounts=200, changed_every=10, seed=args.seed, history_changes=2000),
             systems,
             latency_rate=200.0,
             latency_seconds=10.0,
@@ -89,7 +95,7 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
             keep=args.keep,
         )
     return BenchPlan(
-        Workload(args.accounts, args.changed_every, args.seed),
+        Workload(args.accounts, args.changed_every, args.seed, args.history_changes),
         systems,
         latency_rate=args.latency_rate,
         latency_seconds=args.latency_seconds,

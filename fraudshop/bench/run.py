@@ -8,10 +8,14 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 
 from fraudshop.bench.figures import LATENCY, WARM_UP, Measured, Phase, comparison, system_figures
 from fraudshop.bench.outcome import LatencySample, alerts_with_latency, correctness, stored_transactions
@@ -23,7 +27,7 @@ from fraudshop.bench.workload import OfferedTransactions, expected_alerts
 from fraudshop.config import Config
 from fraudshop.job_launcher import BASELINE_JOB, DETECTION_JOB, start_job, stop_job
 from fraudshop.producer import send_transactions
-from fraudshop.profile_changes import record_profile_change
+from fraudshop.profile_changes import ProfileChange, record_profile_change
 from fraudshop.scratch import scratch_space
 from fraudshop.stack.cassandra import cassandra_server
 from fraudshop.stack.kafka import kafka_server
@@ -103,8 +107,10 @@ def run_system(
     """Benchmark one system on a scratch keyspace and topic; return its figures and its latency samples."""
     with scratch_space(base_config, f"bench_{system}", work_dir, keep=plan.keep) as (config, session):
         keyspace = config.cassandra.keyspace
-        for change in plan.workload.changes(datetime.now(UTC)):
+        now = datetime.now(UTC)
+        for change in plan.workload.changes(now):
             record_profile_change(session, keyspace, change)
+        load_change_history(session, keyspace, plan.workload.history(now))
         measured = _drive(config, system, plan, work_dir)
         log.info("%s: reading back %d transactions and their alerts", system, len(measured.offered))
         changed = plan.workload.changed_accounts()
@@ -116,6 +122,21 @@ def run_system(
     log.info("%s: correctness %s", system, checked)
     batches = read_batches(Path(config.job.progress_file))
     return system_figures(SYSTEMS[system].job, plan, measured, batches, samples, checked), samples
+
+
+def load_change_history(session: Session, keyspace: str, history: Iterator[ProfileChange]) -> None:
+    """Bulk-load old changes into cust_change only, as a bank's existing data is: they are not
+    new, so the change log (which drives the late-change path) does not list them."""
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.cust_change (account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?)"
+    )
+    rows = [(c.account_no, c.last_updated, c.change_type, c.customer_id) for c in history]
+    if rows:
+        started = time.monotonic()
+        execute_concurrent_with_args(session, insert, rows, concurrency=64, raise_on_first_error=True)
+        log.info(
+            "loaded %d historical profile changes into cust_change in %.1f s", len(rows), time.monotonic() - started
+        )
 
 
 def _drive(config: Config, system: str, plan: BenchPlan, work_dir: Path) -> Measured:

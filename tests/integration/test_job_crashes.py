@@ -29,7 +29,6 @@ def test_nothing_lost_or_doubled_across_kill_9(stack_config: Config, tmp_path: P
     settings = (
         *TEST_STACK_SETTINGS,
         "job.trigger_interval=1 second",
-        "kafka.max_offsets_per_trigger=2500",  # ~20 micro-batches, so every fault lands mid-stream
         # Secrets the job must never show. Cassandra's AllowAllAuthenticator ignores the
         # credentials; the SASL settings travel through Spark's Kafka source options to the Kafka
         # client, which uses them only over a SASL protocol (the test broker is PLAINTEXT).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fraudshop.bench.progress import breakdown, parse_batch, records_done
 from fraudshop.bench.stats import percentile, summary
@@ -79,3 +79,13 @@ def test_expected_alerts_are_the_changed_accounts_transactions() -> None:
     flagged = [t for t in taken if t["account_no"] in workload.changed_accounts()]
     assert 0 < len(alerts) == len(flagged) < len(taken)
     assert {customer for customer, _ in alerts} == {customer_of(a) for a in workload.changed_accounts()}
+
+
+def test_the_change_history_is_seeded_and_never_inside_a_window() -> None:
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    workload = Workload(accounts=10, changed_every=5, seed=3, history_changes=500)
+    history = list(workload.history(now))
+    assert history == list(workload.history(now))
+    assert len(history) == 500
+    assert len({change.account_no for change in history}) == 100  # ten times the transacting accounts
+    assert all(now - timedelta(days=365) <= change.last_updated <= now - timedelta(days=2) for change in history)

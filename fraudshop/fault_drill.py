@@ -357,7 +357,7 @@ def run_drill_in_scratch(
         missing = ", ".join(sorted(servers - set(restart_commands)))
         raise ValueError(f"restarting {missing} of a stack that is not fraudshop's local one needs --restart-command")
     # Several micro-batches per chunk of the workload, so every fault lands mid-stream.
-    per_trigger = max(1, plan.transactions // (5 * (len(plan.faults) + 1)))
+    per_trigger = max(1, plan.transactions // (4 * (len(plan.faults) + 1)))
     if not 0 < config.kafka.max_offsets_per_trigger <= per_trigger:
         config = dataclasses.replace(
             config, kafka=dataclasses.replace(config.kafka, max_offsets_per_trigger=per_trigger)

@@ -30,10 +30,10 @@ def test_nothing_lost_or_doubled_across_a_server_restart(
         f"kafka.topic={isolated_config.kafka.topic}",
         f"job.checkpoint_dir={isolated_config.job.checkpoint_dir}",
         "job.trigger_interval=1 second",
-        "kafka.max_offsets_per_trigger=500",  # many small batches: the restart lands mid-stream
+        "kafka.max_offsets_per_trigger=400",  # many small batches: the restart lands mid-stream
         "job.batch_timeout_seconds=60",
     )
-    plan = DrillPlan(faults=(fault,), transactions=8_000, accounts=50, malformed=10, changed_every=7, seed=11)
+    plan = DrillPlan(faults=(fault,), transactions=5_000, accounts=50, malformed=10, changed_every=7, seed=11)
     figures = run_drill(config, plan, cassandra, tmp_path, restart_local_server(config))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[fault.server] = figures

@@ -14,10 +14,12 @@ from typing import Any
 class BatchMetrics:
     """Counts and step timings of one micro-batch (of its last attempt, when it was retried).
 
-    Steps: ``read_kafka`` (the batch's records, cached), ``parse``, ``write_transactions``,
-    ``write_rejects``, ``read_changes_and_join`` (the direct join to cust_change and the rule),
-    ``write_alerts`` and ``late_changes`` (the scan for changes recorded since the last batch and
-    the alerts they add). A step that did not run is absent.
+    Steps, each one Spark job or two (a job per step would add its fixed cost to every batch):
+    ``transactions`` (read the records from Kafka, parse them, write the transactions),
+    ``rejects`` (write the malformed records), ``alerts`` (read the batch's accounts' changes from
+    cust_change, apply the rule, write cust_fraud and cust_fraud_by_day) and ``late_changes``
+    (the scan for changes recorded since the last batch and the alerts they add). A step that did
+    not run is absent.
     """
 
     batch_id: int

@@ -7,10 +7,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from fraudshop.batch_metrics import BatchMetrics
@@ -74,8 +73,6 @@ class MicroBatchProcessor:
         self._handled_changes: dict[tuple[str, datetime, str], datetime] = {}
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
-        # Cached: the summary and the parsing would otherwise each read the batch from Kafka.
-        records = records.persist()
         watchdog = self._start_watchdog(batch_id)
         try:
             for attempt in range(1, self.batch_attempts + 1):
@@ -105,7 +102,6 @@ class MicroBatchProcessor:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            records.unpersist()
 
     def _start_watchdog(self, batch_id: int) -> threading.Timer | None:
         """Stop the whole job if this batch outlives ``batch_timeout_seconds``: a call stuck inside
@@ -130,14 +126,43 @@ class MicroBatchProcessor:
         return watchdog
 
     def _process_batch(self, records: DataFrame, metrics: BatchMetrics) -> None:
-        with metrics.step("read_kafka"):
-            summary = records.agg(F.max(BATCH_TIMESTAMP).alias("at"), F.count("topic").alias("kafka_records")).first()
-        if summary is None or summary["at"] is None:
-            return
-        batch_at = summary["at"].replace(tzinfo=UTC) if summary["at"].tzinfo is None else summary["at"]
-        metrics.kafka_records = summary["kafka_records"]
-        if metrics.kafka_records:
-            self._process_records(records.where(F.col("topic").isNotNull()), batch_at, metrics)
+        # Counts ride along with the writes (observed metrics) instead of jobs of their own: each
+        # Spark job costs a fixed few hundred milliseconds, which is most of a small batch's time.
+        parsed = parse_transaction_records(
+            records.where(F.col("topic").isNotNull()),  # ticks have no topic
+            self.max_record_bytes,
+            self.max_future_skew_seconds,
+            carried=(BATCH_TIMESTAMP,),
+        ).persist()  # read by the transaction write, the rejects write and the detection
+        try:
+            # Observed above the cache, never inside it: metrics inside a cached plan are not
+            # reported when the cache is read instead of computed, and get() would wait for ever.
+            arrivals = Observation()
+            observed = parsed.observe(
+                arrivals,
+                F.count(F.lit(1)).alias("kafka_records"),
+                F.count("reject_reason").alias("rejected"),
+                F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros"),
+            )
+            with metrics.step("transactions"):
+                self.store.write_transactions(valid_transactions(observed))
+            counts = arrivals.get
+            metrics.kafka_records, metrics.rejected = counts["kafka_records"], counts["rejected"]
+            metrics.transactions = metrics.kafka_records - metrics.rejected
+            batch_at = _from_micros(counts["batch_micros"]) if metrics.kafka_records else _batch_timestamp(records)
+            if batch_at is None:  # no record and no tick: nothing happened
+                return
+            if metrics.rejected:
+                with metrics.step("rejects"):
+                    self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
+            if metrics.transactions:
+                transactions = valid_transactions(parsed)
+                changes = self.store.changes_of_accounts(transactions.select("account_no"))
+                alerts = flag_changed_customer_transactions(transactions, changes, self.window_seconds)
+                with metrics.step("alerts"):
+                    metrics.alert_rows = self._write_alerts(alerts, batch_at)
+        finally:
+            parsed.unpersist()
         with metrics.step("late_changes"):
             metrics.late_alert_rows = self._flag_transactions_of_late_changes(records, batch_at)
         metrics.alert_rows += metrics.late_alert_rows
@@ -149,28 +174,6 @@ class MicroBatchProcessor:
                 metrics.late_alert_rows,
                 metrics.step_ms["late_changes"],
             )
-
-    def _process_records(self, kafka_records: DataFrame, batch_at: datetime, metrics: BatchMetrics) -> None:
-        parsed = parse_transaction_records(kafka_records, self.max_record_bytes, self.max_future_skew_seconds)
-        parsed = parsed.persist()
-        try:
-            with metrics.step("parse"):
-                counts = parsed.agg(F.count("reject_reason").alias("rejected")).first()
-            assert counts is not None
-            metrics.rejected = counts["rejected"]
-            metrics.transactions = metrics.kafka_records - metrics.rejected
-            transactions = valid_transactions(parsed)
-            with metrics.step("write_transactions"):
-                self.store.write_transactions(transactions)
-            if metrics.rejected:
-                with metrics.step("write_rejects"):
-                    self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
-            changes = self.store.changes_of_accounts(transactions.select("account_no"))
-            metrics.alert_rows = self._write_alerts(
-                flag_changed_customer_transactions(transactions, changes, self.window_seconds), batch_at, metrics
-            )
-        finally:
-            parsed.unpersist()
 
     def _flag_transactions_of_late_changes(self, records: DataFrame, batch_at: datetime) -> int:
         if self._scanned_until is None:
@@ -201,24 +204,18 @@ class MicroBatchProcessor:
         self.store.save_scan_progress(self._scanned_until)
         return written
 
-    def _write_alerts(self, alerts: DataFrame, batch_at: datetime, metrics: BatchMetrics | None = None) -> int:
-        """Upsert the alerts and delete the rows they supersede; return how many were written.
-        With ``metrics``, time the join (the count computes it) and the writes as their steps."""
-
-        def step(name: str) -> AbstractContextManager[None]:
-            return metrics.step(name) if metrics is not None else nullcontext()
-
-        alerts = alerts.withColumn("detected_at", F.lit(batch_at)).persist()
+    def _write_alerts(self, alerts: DataFrame, batch_at: datetime) -> int:
+        """Upsert the alerts and delete the rows they supersede; return how many were written."""
+        alerts = alerts.withColumn("detected_at", F.lit(batch_at)).persist()  # written to two tables
         try:
-            with step("read_changes_and_join"):
-                counts = alerts.agg(
-                    F.count(F.lit(1)).alias("alerts"),
-                    F.count(F.when(F.size(SUPERSEDED_CUSTOMERS) > 0, True)).alias("superseding"),
-                ).first()
-            assert counts is not None
-            if counts["alerts"]:
-                with step("write_alerts"):
-                    self.store.write_alerts(alerts.select(*ALERT_COLUMNS, "detected_at"))
+            written = Observation()
+            observed = alerts.observe(
+                written,
+                F.count(F.lit(1)).alias("alerts"),
+                F.count(F.when(F.size(SUPERSEDED_CUSTOMERS) > 0, True)).alias("superseding"),
+            )
+            self.store.write_alerts(observed.select(*ALERT_COLUMNS, "detected_at"))
+            counts = written.get
             if counts["superseding"]:  # rare: a customer's alert now belongs to another's change
                 stale = (
                     alerts.where(F.size(SUPERSEDED_CUSTOMERS) > 0)
@@ -241,6 +238,16 @@ def _first_line(error: BaseException) -> str:
     java_exception = getattr(error, "java_exception", None)
     text = (str(java_exception) if java_exception is not None else str(error)).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _batch_timestamp(records: DataFrame) -> datetime | None:
+    """The timestamp every row of the micro-batch carries, ticks included; None if it has no row."""
+    row = records.agg(F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros")).first()
+    return None if row is None or row["batch_micros"] is None else _from_micros(row["batch_micros"])
+
+
+def _from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
 
 
 def _change_row(change: ProfileChange) -> tuple[str, datetime, str, str]:

@@ -7,6 +7,8 @@ raises on bad input, so one malformed record can never kill the stream.
 
 from __future__ import annotations
 
+import functools
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -41,6 +43,8 @@ REJECT_REASONS: tuple[str, ...] = (
 )
 
 _CORRUPT = "_corrupt_record"
+#: Columns of a record before its fields are extracted.
+_RECORD_COLUMNS = ("raw_value", "record_bytes", *LINEAGE_COLUMNS)
 _JSON_SCHEMA = StructType(
     # Everything is read as text, then typed here, so a bad value gives a precise reason
     # instead of nulling the whole record.
@@ -62,14 +66,14 @@ def _looks_like_json_container(value: Column) -> Column:
     return value.startswith("{") | value.startswith("[")
 
 
-def _extract_fields(records: DataFrame) -> DataFrame:
-    """Add one text column per field, from whichever format the record is in."""
+def _field_projections(carried: tuple[str, ...]) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+    """Two projections that add one text column per field, from whichever format the record is in."""
     raw = F.col("raw_value")
     # Parsed once per record into columns of their own: referenced from every field's
     # expression instead, the JSON would be parsed again for each field (Spark does not share
     # an expression between the branches of CASE WHEN).
-    decoded = records.select(
-        "*",
+    decode = (
+        F.col("*"),
         F.ltrim(raw).startswith("{").alias("_is_json"),
         F.from_json(raw, _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT}).alias("_json"),
         F.split(raw, ";", -1).alias("_legacy"),
@@ -81,13 +85,14 @@ def _extract_fields(records: DataFrame) -> DataFrame:
         legacy_value = legacy_parts.getItem(LEGACY_FIELDS.index(name)) if name in LEGACY_FIELDS else F.lit(None)
         return _blank_to_null(F.when(is_json, F.col("_json").getField(name)).otherwise(legacy_value))
 
-    return decoded.select(
-        *records.columns,
+    fields = (
+        *[F.col(name) for name in (*_RECORD_COLUMNS, *carried)],
         F.when(is_json, "json").when(F.size(legacy_parts) > 1, "legacy").alias("format"),
         F.when(is_json, F.col("_json").getField(_CORRUPT)).alias(_CORRUPT),
         F.size(legacy_parts).alias("legacy_field_count"),
         *[field(name).alias(f"{name}_text") for name in JSON_FIELDS],
     )
+    return decode, fields
 
 
 def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple[Column, Column]:
@@ -168,36 +173,56 @@ def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple
     return reason, detail
 
 
-def parse_transaction_records(
-    records: DataFrame,
-    max_record_bytes: int = 65536,
-    max_future_skew_seconds: int = 300,
-) -> DataFrame:
-    """Parse Kafka rows (``value``, ``topic``, ``partition``, ``offset``, ``timestamp``).
-
-    Returns the transaction columns, the lineage columns, ``raw_value``, ``reject_reason`` and
-    ``reject_detail``. Timestamps become UTC instants truncated to the millisecond, Cassandra's
-    precision, so what the job compares is exactly what it stores.
-    """
-    with_fields = _extract_fields(
-        records.select(
-            F.col("value").cast("string").alias("raw_value"),
-            F.length("value").alias("record_bytes"),
-            F.col("topic").alias("source_topic"),
-            F.col("partition").alias("source_partition"),
-            F.col("offset").alias("source_offset"),
-            F.col("timestamp").alias("source_timestamp"),
-        )
+@functools.cache
+def _parsing_projections(
+    max_record_bytes: int, max_future_skew_seconds: int, carried: tuple[str, ...]
+) -> tuple[tuple[Column, ...], ...]:
+    """The projections that parse a record, built once per setting: they take several hundred
+    calls into the JVM to build, a visible share of a small micro-batch's time when rebuilt for
+    every batch. Columns are unresolved expressions, so one set serves every DataFrame."""
+    record = (
+        F.col("value").cast("string").alias("raw_value"),
+        F.length("value").alias("record_bytes"),
+        F.col("topic").alias("source_topic"),
+        F.col("partition").alias("source_partition"),
+        F.col("offset").alias("source_offset"),
+        F.col("timestamp").alias("source_timestamp"),
+        *[F.col(name) for name in carried],
     )
-    typed = with_fields.select(
-        "*",
+    typed = (
+        F.col("*"),
         F.date_trunc("millisecond", F.col("tranpostdt_text").cast("timestamp")).alias("tranpostdt"),
         F.col("amount_text").cast("double").alias("amount"),
         F.col("tranamt_text").cast("double").alias("tranamt"),
         *[F.col(f"{name}_text").alias(name) for name in ("account_no", "tranid", *TEXT_FIELDS)],
     )
     reason, detail = _reject_reason(max_record_bytes, max_future_skew_seconds)
-    return typed.select(*TRANSACTION_COLUMNS, "raw_value", reason.alias("reject_reason"), detail.alias("reject_detail"))
+    judged = (
+        *[F.col(name) for name in (*TRANSACTION_COLUMNS, "raw_value")],
+        reason.alias("reject_reason"),
+        detail.alias("reject_detail"),
+        *[F.col(name) for name in carried],
+    )
+    return (record, *_field_projections(carried), typed, judged)
+
+
+def parse_transaction_records(
+    records: DataFrame,
+    max_record_bytes: int = 65536,
+    max_future_skew_seconds: int = 300,
+    carried: tuple[str, ...] = (),
+) -> DataFrame:
+    """Parse Kafka rows (``value``, ``topic``, ``partition``, ``offset``, ``timestamp``).
+
+    Returns the transaction columns, the lineage columns, ``raw_value``, ``reject_reason`` and
+    ``reject_detail``, then the ``carried`` columns of ``records`` unchanged. Timestamps become
+    UTC instants truncated to the millisecond, Cassandra's precision, so what the job compares is
+    exactly what it stores.
+    """
+    parsed = records
+    for projection in _parsing_projections(max_record_bytes, max_future_skew_seconds, carried):
+        parsed = parsed.select(*projection)
+    return parsed
 
 
 def valid_transactions(parsed: DataFrame) -> DataFrame:

@@ -26,8 +26,9 @@ class BenchPlan:
     step_seconds: float
     #: A job kept up with a phase when it had processed everything this soon after the last send.
     max_drain_seconds: float
-    #: Offered at the latency rate before measuring, so Spark's slow first batches are not measured.
-    warmup_seconds: float = 20.0
+    #: Offered at the latency rate before measuring, so the slow batches of cold JVMs (the job's
+    #: and Cassandra's, compiling their hot paths) are not measured.
+    warmup_seconds: float
     #: Sent first; the job is ready once it processed them.
     warmup_transactions: int = 50
     start_timeout_seconds: float = 300
@@ -53,7 +54,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--systems", type=_systems, default=SYSTEM_NAMES, help="comma-separated, of: fraudshop, baseline"
     )
     parser.add_argument(
-        "--warmup-seconds", type=float, default=20.0, help="unmeasured traffic before the latency phase"
+        "--warmup-seconds", type=float, default=60.0, help="unmeasured traffic before the latency phase"
     )
     parser.add_argument("--latency-rate", type=float, default=2000.0, help="offered txn/s of the latency phase")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency phase")

@@ -198,3 +198,18 @@ def test_every_record_yields_exactly_one_row(spark: SparkSession) -> None:
     parsed = parse_transaction_records(kafka_records(spark, values))
     assert parsed.count() == len(values)
     assert parsed.where(F.col("reject_reason").isNull()).count() == 1
+
+
+def test_carried_columns_pass_through_parsing_unchanged_for_valid_and_rejected_records(spark: SparkSession) -> None:
+    valid = json.dumps({"account_no": "ACC-1", "tranpostdt": "2026-11-23T10:00:00Z", "tranid": "T1", "amount": 1})
+    records = kafka_records(spark, [valid, "not a record"]).withColumn("batch_id", F.col("offset") + 100)
+    parsed = parse_transaction_records(records, carried=("batch_id",))
+    assert parsed.columns[-1] == "batch_id"
+    assert_df_equality(
+        parsed.select("source_offset", "batch_id", F.col("reject_reason").isNull().alias("valid")),
+        spark.createDataFrame([(0, 100, True), (1, 101, False)], "source_offset long, batch_id long, valid boolean"),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    # The projections are built once per setting; without carried columns the output has none.
+    assert parse_transaction_records(records).columns == parsed.columns[:-1]

@@ -40,6 +40,7 @@ from fraudshop.producer import (
     synthetic_transactions,
 )
 from fraudshop.profile_changes import ProfileChange, record_profile_change
+from fraudshop.scratch import stored_rows
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,6 @@ def wait_until(
 def batches_done(job_log: Path) -> int:
     """Micro-batches with Kafka records the job has logged so far."""
     return len(re.findall(r"batch \d+: \d+ records", job_log.read_text(errors="replace"))) if job_log.exists() else 0
-
-
-def stored_rows(session: Session, keyspace: str, table: str, columns: str) -> set[tuple[Any, ...]]:
-    """Every row of a (drill-sized) table, as tuples of ``columns``."""
-    return {tuple(row) for row in session.execute(f"SELECT {columns} FROM {keyspace}.{table}")}
 
 
 def configured_secrets(config: Config) -> list[str]:

@@ -43,8 +43,6 @@ REJECT_REASONS: tuple[str, ...] = (
 )
 
 _CORRUPT = "_corrupt_record"
-#: Columns of a record before its fields are extracted.
-_RECORD_COLUMNS = ("raw_value", "record_bytes", *LINEAGE_COLUMNS)
 _JSON_SCHEMA = StructType(
     # Everything is read as text, then typed here, so a bad value gives a precise reason
     # instead of nulling the whole record.
@@ -66,7 +64,7 @@ def _looks_like_json_container(value: Column) -> Column:
     return value.startswith("{") | value.startswith("[")
 
 
-def _field_projections(carried: tuple[str, ...]) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+def _field_projections() -> tuple[tuple[Column, ...], tuple[Column, ...]]:
     """Two projections that add one text column per field, from whichever format the record is in."""
     raw = F.col("raw_value")
     # Parsed once per record into columns of their own: referenced from every field's
@@ -86,7 +84,7 @@ def _field_projections(carried: tuple[str, ...]) -> tuple[tuple[Column, ...], tu
         return _blank_to_null(F.when(is_json, F.col("_json").getField(name)).otherwise(legacy_value))
 
     fields = (
-        *[F.col(name) for name in (*_RECORD_COLUMNS, *carried)],
+        F.col("*"),  # the decoding columns too: the final projection leaves them out
         F.when(is_json, "json").when(F.size(legacy_parts) > 1, "legacy").alias("format"),
         F.when(is_json, F.col("_json").getField(_CORRUPT)).alias(_CORRUPT),
         F.size(legacy_parts).alias("legacy_field_count"),
@@ -203,7 +201,7 @@ def _parsing_projections(
         detail.alias("reject_detail"),
         *[F.col(name) for name in carried],
     )
-    return (record, *_field_projections(carried), typed, judged)
+    return (record, *_field_projections(), typed, judged)
 
 
 def parse_transaction_records(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cassandra.cluster import Session
 from kafka.admin import KafkaAdminClient
@@ -51,6 +52,11 @@ def scratch_space(config: Config, name: str, work_dir: Path, keep: bool = False)
                 log.info("kept keyspace and topic %s", scratch.kafka.topic)
             else:
                 _drop(scratch, session, work_dir)
+
+
+def stored_rows(session: Session, keyspace: str, table: str, columns: str) -> set[tuple[Any, ...]]:
+    """Every row of a scratch table (drill- or benchmark-sized: read whole), as tuples of ``columns``."""
+    return {tuple(row) for row in session.execute(f"SELECT {columns} FROM {keyspace}.{table}")}
 
 
 def _drop(scratch: Config, session: Session, work_dir: Path) -> None:

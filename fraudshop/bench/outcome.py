@@ -21,12 +21,6 @@ class LatencySample:
     latency: float
 
 
-def stored_transactions(session: Session, keyspace: str) -> set[TransactionKey]:
-    """Every (account_no, tranid) in the scratch keyspace's transaction table."""
-    rows = session.execute(f"SELECT account_no, tranid FROM {keyspace}.transaction")
-    return {(row.account_no, row.tranid) for row in rows}
-
-
 def _epoch(moment: datetime) -> float:
     return moment.replace(tzinfo=UTC).timestamp()
 

@@ -18,7 +18,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
 from fraudshop.bench.figures import LATENCY, WARM_UP, Measured, Phase, comparison, system_figures
-from fraudshop.bench.outcome import LatencySample, alerts_with_latency, correctness, stored_transactions
+from fraudshop.bench.outcome import LatencySample, alerts_with_latency, correctness
 from fraudshop.bench.plan import BenchPlan
 from fraudshop.bench.processes import cores_used, cpu_snapshot, job_processes, machine, peak_rss_mb
 from fraudshop.bench.progress import DETECTION_QUERY, read_batches, records_done
@@ -28,7 +28,7 @@ from fraudshop.config import Config
 from fraudshop.job_launcher import BASELINE_JOB, DETECTION_JOB, start_job, stop_job
 from fraudshop.producer import send_transactions
 from fraudshop.profile_changes import ProfileChange, record_profile_change
-from fraudshop.scratch import scratch_space
+from fraudshop.scratch import scratch_space, stored_rows
 from fraudshop.stack.cassandra import cassandra_server
 from fraudshop.stack.kafka import kafka_server
 
@@ -117,7 +117,10 @@ def run_system(
         alerts, samples = alerts_with_latency(session, keyspace, changed)
         offered = set(measured.offered)
         checked = correctness(
-            offered, stored_transactions(session, keyspace), expected_alerts(offered, changed), alerts
+            offered,
+            stored_rows(session, keyspace, "transaction", "account_no, tranid"),
+            expected_alerts(offered, changed),
+            alerts,
         )
     log.info("%s: correctness %s", system, checked)
     batches = read_batches(Path(config.job.progress_file))

@@ -15,8 +15,9 @@ from cassandra.cluster import Session
 
 from fraudshop.cassandra_client import cassandra_session
 from fraudshop.config import Config, load_config
-from fraudshop.fault_drill import batches_done, stored_rows, wait_until
+from fraudshop.fault_drill import batches_done, wait_until
 from fraudshop.schema import apply_schema
+from fraudshop.scratch import stored_rows
 from fraudshop.stack import stack_down, stack_is_running, stack_up
 
 log = logging.getLogger(__name__)

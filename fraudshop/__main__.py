@@ -1,8 +1,9 @@
-"""``python3 -m fraudshop <command>``: set up the project's virtualenv if needed, then run the command.
+"""``python3 -m fraudshop <command>``: run a fraudshop command.
 
-This is what the README's two commands use on a fresh machine. It needs only the standard
-library: it creates ``.venv`` beside the package, installs fraudshop with its dev extras when
-``pyproject.toml`` changed, and re-runs itself inside that environment.
+In a checkout, this is what the README's two commands use on a fresh machine. It needs only the
+standard library: it creates ``.venv`` beside the package, installs fraudshop with its dev extras
+when ``pyproject.toml`` changed, and re-runs itself inside that environment. Installed from a
+wheel (no ``pyproject.toml`` beside the package), it just runs the command.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
@@ -47,12 +49,23 @@ def _ensure_installed() -> None:
     INSTALL_STAMP.write_text(wanted + "\n")
 
 
+def _in_a_checkout() -> bool:
+    # A wheel installs the package alone into site-packages: no pyproject.toml beside it.
+    return (REPO / "pyproject.toml").is_file()
+
+
+def _run_cli() -> NoReturn:
+    from fraudshop.cli import main as cli_main
+
+    sys.exit(cli_main())
+
+
 def main() -> None:
+    if not _in_a_checkout():
+        _run_cli()
     _ensure_installed()
     if _running_in_project_venv():
-        from fraudshop.cli import main as cli_main
-
-        sys.exit(cli_main())
+        _run_cli()
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), "-m", "fraudshop", *sys.argv[1:]])
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
-from fraudshop.spark_session import pin_process_time_zone_to_utc
+from fraudshop.jobs.session import pin_process_time_zone_to_utc
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Session
 
-from fraudshop.cassandra_client import cassandra_session
 from fraudshop.config import Config, load_config
-from fraudshop.fault_drill import batches_done, wait_until
-from fraudshop.schema import apply_schema
-from fraudshop.scratch import stored_rows
-from fraudshop.stack import stack_down, stack_is_running, stack_up
+from fraudshop.io.cassandra.schema import apply_schema
+from fraudshop.io.cassandra.session import cassandra_session
+from fraudshop.lab.scratch import stored_rows
+from fraudshop.lab.stack import stack_down, stack_is_running, stack_up
 
 log = logging.getLogger(__name__)
 
@@ -72,4 +71,4 @@ def cassandra(isolated_config: Config) -> Iterator[Session]:
         session.execute(f"DROP KEYSPACE IF EXISTS {isolated_config.cassandra.keyspace}")
 
 
-__all__ = ["batches_done", "config_for_tests", "stored_rows", "wait_until"]
+__all__ = ["config_for_tests", "stored_rows"]

@@ -11,10 +11,13 @@ from cassandra.cluster import Session
 from kafka import KafkaProducer
 
 from fraudshop.config import Config
-from fraudshop.job_launcher import start_job, stop_job
-from fraudshop.producer import ensure_topic, kafka_client_settings, send_transactions
-from fraudshop.profile_changes import ProfileChange, record_profile_change
-from tests.integration.conftest import wait_until
+from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.kafka.producer import send_transactions
+from fraudshop.io.kafka.settings import kafka_client_settings
+from fraudshop.io.kafka.topics import ensure_topic
+from fraudshop.jobs.launcher import start_job, stop_job
+from fraudshop.model.changes import ProfileChange
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 
 from fraudshop.cli import main as fraudshop_main
 from fraudshop.config import Config
-from fraudshop.fault_drill import DEFAULT_FAULTS
+from fraudshop.lab.faults import DEFAULT_FAULTS
 from tests.integration.conftest import TEST_STACK_SETTINGS
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -48,6 +48,10 @@ def test_nothing_lost_or_doubled_across_kill_9(stack_config: Config, tmp_path: P
     assert not figures["secret_in_job_log"]
     assert not figures["secret_on_command_line"]
     assert [exit["after"] for exit in figures["job_exits"]] == figures["faults"]
+    # Told by exit codes: kill -9, then SIGTERM (which the JVM handles, exiting with 128 + 15).
+    causes = [exit["cause"] for exit in figures["job_exits"]]
+    assert causes[:3] == ["killed by SIGKILL"] * 3
+    assert causes[3] in ("stopped by SIGTERM", "killed by SIGTERM")
     assert figures["transactions_produced"] == 50_000
     assert figures["transactions_lost"] == figures["transactions_extra"] == 0
     assert figures["alerts_expected"] > 0

@@ -17,8 +17,8 @@ from cassandra.cluster import Session
 from nbclient import NotebookClient
 
 from fraudshop.config import Config, as_environment
-from fraudshop.demo import DEMO_CHANGES
-from fraudshop.producer import account_number
+from fraudshop.lab.story import DEMO_CHANGES
+from fraudshop.lab.workload import account_number
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,9 @@ from kafka import KafkaConsumer
 
 from fraudshop.cli import main as fraudshop_main
 from fraudshop.config import Config
-from fraudshop.producer import ensure_topic, kafka_client_settings
+from fraudshop.io.kafka.settings import kafka_client_settings
+from fraudshop.io.kafka.topics import ensure_topic
+from fraudshop.io.quarantine import REJECT_LIST_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +43,12 @@ def test_list_then_replay(isolated_config: Config, cassandra: Session, capsys: p
     ]
 
     assert fraudshop_main(["rejects", "list", *settings]) == 0
-    assert capsys.readouterr().out.split("\n")[2:4] == ["unrecognised_format  1", "invalid_amount       1"]
+    assert capsys.readouterr().out.split("\n")[2:4] == ["unrecognised_format        1", "invalid_amount             1"]
 
     assert fraudshop_main(["rejects", "list", "--reason", "invalid_amount", *settings]) == 0
-    assert "amount '12,50' is not a number" in capsys.readouterr().out
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == list(REJECT_LIST_COLUMNS)
+    assert "amount '12,50' is not a number" in listing[2]
 
     assert fraudshop_main(["rejects", "replay", "--reason", "invalid_amount", *settings]) == 0
     assert "replayed 1 record(s)" in capsys.readouterr().out

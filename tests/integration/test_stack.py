@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fraudshop.config import Config
-from fraudshop.stack import stack_status, stack_up
+from fraudshop.lab.stack import stack_status, stack_up
 
 pytestmark = pytest.mark.integration
 

@@ -3,22 +3,18 @@ semantics, so the job's micro-batch logic can be run many times in a property-ba
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
-from fraudshop.detection_store import AlertKey
-from fraudshop.micro_batch import CHANGE_SCHEMA
-from fraudshop.profile_changes import ProfileChange
-
-TRANSACTION_SCHEMA = (
-    "account_no string, tranpostdt timestamp, tranid string, amount double, merchant string, cardnum string, "
-    "trancd string, trandescription string, transtat string, trantype string, bucket string, transrsncd string, "
-    "transrsndesc string, transrsntype string, tranamt double, source_topic string, source_partition int, "
-    "source_offset long, source_timestamp timestamp"
-)
+from fraudshop.model.changes import ProfileChange, RecordedChange
+from fraudshop.model.tables import CHANGE_COLUMNS, REJECT_KEY, TRANSACTION_KEY, AlertKey, ChangeKey
+from fraudshop.pipeline.late_changes import CHANGE_SCHEMA, LateChangeScanner
+from fraudshop.pipeline.metrics import BatchMetrics
+from fraudshop.pipeline.micro_batch import MicroBatchProcessor
 
 
 class InMemoryStore:
@@ -26,24 +22,31 @@ class InMemoryStore:
         self.spark = spark
         self.transactions: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.rejects: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.changes: dict[tuple[str, datetime, str], ProfileChange] = {}
-        self.change_log: list[tuple[datetime, ProfileChange]] = []
+        self.changes: dict[ChangeKey, ProfileChange] = {}
+        self.change_log: list[RecordedChange] = []
         self.alerts: dict[AlertKey, dict[str, Any]] = {}
         self.alerts_by_day: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.scan_progress: datetime | None = None
+        self.transaction_schema: StructType | None = None
+        self.scan_progress: dict[str, datetime] = {}
+        self.changes_read = 0  # log entries returned by changes_recorded_since, in all
 
     def record_change(self, change: ProfileChange, recorded_at: datetime) -> None:
-        """What record_profile_change does: cust_change and cust_change_log."""
+        """What record_profile_change does: cust_change and cust_change_log, which names the
+        customer the change belonged to when it is recorded again for another."""
+        current = self.changes.get(change.key)
+        previous = current.customer_id if current and current.customer_id != change.customer_id else None
         self.changes[change.key] = change
-        self.change_log.append((recorded_at, change))
+        self.change_log.append(RecordedChange(recorded_at, change, previous))
 
     def write_transactions(self, transactions: DataFrame) -> None:
+        # The job writes transactions (if none) before it reads any: their schema is the table's.
+        self.transaction_schema = transactions.schema
         for row in transactions.collect():
-            self.transactions[(row.account_no, row.tranpostdt, row.tranid)] = row.asDict()
+            self.transactions[tuple(row[name] for name in TRANSACTION_KEY)] = row.asDict()
 
     def write_rejects(self, rejects: DataFrame) -> None:
         for row in rejects.collect():
-            self.rejects[(row.reason, row.source_topic, row.source_partition, row.source_offset)] = row.asDict()
+            self.rejects[tuple(row[name] for name in REJECT_KEY)] = row.asDict()
 
     def _accounts(self, accounts: DataFrame) -> set[str]:
         return {row.account_no for row in accounts.collect()}
@@ -51,16 +54,16 @@ class InMemoryStore:
     def changes_of_accounts(self, accounts: DataFrame) -> DataFrame:
         wanted = self._accounts(accounts)
         rows = [
-            (c.account_no, c.last_updated, c.change_type, c.customer_id)
-            for c in self.changes.values()
-            if c.account_no in wanted
+            tuple(getattr(change, name) for name in CHANGE_COLUMNS)
+            for change in self.changes.values()
+            if change.account_no in wanted
         ]
         return self.spark.createDataFrame(rows, CHANGE_SCHEMA)
 
     def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame:
         wanted = self._accounts(accounts)
         rows = [row for row in self.transactions.values() if row["account_no"] in wanted]
-        return self.spark.createDataFrame(rows, TRANSACTION_SCHEMA)
+        return self.spark.createDataFrame(rows, self.transaction_schema)
 
     def write_alerts(self, alerts: DataFrame) -> None:
         for row in alerts.collect():
@@ -71,11 +74,29 @@ class InMemoryStore:
         for key in keys:
             self.alerts.pop(key, None)
 
-    def changes_recorded_since(self, since: datetime) -> list[tuple[datetime, ProfileChange]]:
-        return [(at, change) for at, change in self.change_log if at >= since]
+    def changes_recorded_since(self, since: datetime, limit: int) -> list[RecordedChange]:
+        # In the log's clustering order: recorded_at, then the change's key.
+        ordered = sorted(self.change_log, key=lambda entry: entry.key)
+        found = [entry for entry in ordered if entry.recorded_at >= since][:limit]
+        self.changes_read += len(found)
+        return found
 
-    def load_scan_progress(self) -> datetime | None:
-        return self.scan_progress
+    def load_scan_progress(self, job: str) -> datetime | None:
+        return self.scan_progress.get(job)
 
-    def save_scan_progress(self, scanned_until: datetime) -> None:
-        self.scan_progress = scanned_until
+    def save_scan_progress(self, job: str, scanned_until: datetime) -> None:
+        self.scan_progress[job] = scanned_until
+
+
+def detection_processor(
+    store: InMemoryStore,
+    window: timedelta = timedelta(hours=24),
+    margin: timedelta = timedelta(seconds=30),
+    changes_per_batch: int = 10_000,
+    on_batch_done: Callable[[BatchMetrics], None] | None = None,
+    job: str = "test-query-id",
+) -> MicroBatchProcessor:
+    """The job's foreachBatch body over ``store`` (one attempt: no retry, no watchdog)."""
+    window_seconds = int(window.total_seconds())
+    scanner = LateChangeScanner(store, window_seconds, margin, changes_per_batch, job_id=lambda: job)
+    return MicroBatchProcessor(store, scanner, window_seconds, 65536, 300, on_batch_done=on_batch_done)

@@ -1,14 +1,16 @@
-"""A failing micro-batch is retried as a whole, boundedly, and its rows are written once."""
+"""A failing micro-batch is retried as a whole, boundedly and inside the watchdog's budget, and its
+rows are written once; a batch is never left unprocessed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import threading
+from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from fraudshop.micro_batch import MicroBatchProcessor
-from tests.unit.memory_store import InMemoryStore
+from fraudshop.pipeline.resilience import ResilientBatch
+from tests.unit.memory_store import InMemoryStore, detection_processor
 from tests.unit.test_arrival_order import BASE, Txn, micro_batch
 
 
@@ -27,18 +29,36 @@ class FlakyStore(InMemoryStore):
         super().write_transactions(transactions)
 
 
-def run(spark: SparkSession, store: InMemoryStore, attempts: int) -> None:
-    processor = MicroBatchProcessor(
-        store, 86400, 65536, 300, timedelta(seconds=30), batch_attempts=attempts, batch_retry_backoff_seconds=0.01
+class FakeTime:
+    """A clock that moves only when the code under test sleeps or an attempt says it took time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def run(spark: SparkSession, store: InMemoryStore, attempts: int) -> FakeTime:
+    time = FakeTime()
+    resilient = ResilientBatch(
+        detection_processor(store), attempts, backoff_seconds=2, timeout_seconds=300, clock=time.clock, sleep=time.sleep
     )
     batch = micro_batch(spark, [Txn("ACC-1", BASE, "T1"), Txn("ACC-2", BASE, "T2")], 0, datetime.now(UTC))
-    processor(batch, 0)
+    resilient(batch, 0)
+    return time
 
 
 def test_a_batch_that_fails_twice_succeeds_on_the_third_attempt(spark: SparkSession) -> None:
     store = FlakyStore(spark, failures=2)
-    run(spark, store, attempts=3)
+    time = run(spark, store, attempts=3)
     assert store.attempts == 3
+    assert time.sleeps == [2, 4]
     assert sorted(key[2] for key in store.transactions) == ["T1", "T2"]
 
 
@@ -69,3 +89,70 @@ def test_kafka_data_loss_is_not_retried(spark: SparkSession) -> None:
     with pytest.raises(RuntimeError, match="failOnDataLoss"):
         run(spark, store, attempts=6)
     assert store.attempts == 1
+
+
+def never_called(records: DataFrame, batch_id: int) -> None:
+    raise AssertionError("not expected to run")
+
+
+@pytest.mark.parametrize("attempts", [0, -1])
+def test_no_attempt_at_all_is_refused_instead_of_committing_an_unprocessed_batch(attempts: int) -> None:
+    # Defect 2: with 0 attempts the loop never ran and Spark committed the batch's offsets.
+    with pytest.raises(ValueError, match="at least 1 attempt"):
+        ResilientBatch(never_called, attempts, backoff_seconds=2, timeout_seconds=300)
+
+
+class FailingAttempts:
+    """A batch function whose every attempt fails after ``duration`` seconds of the fake clock."""
+
+    def __init__(self, time: FakeTime, duration: float) -> None:
+        self.time = time
+        self.duration = duration
+        self.ends: list[float] = []
+
+    def __call__(self, records: DataFrame, batch_id: int) -> None:
+        self.time.now += self.duration
+        self.ends.append(self.time.now)
+        raise TimeoutError(f"attempt {len(self.ends)} timed out")
+
+
+def test_backoff_doubles_from_the_configured_seconds_up_to_the_configured_attempts() -> None:
+    time = FakeTime()
+    attempts = FailingAttempts(time, duration=0)
+    resilient = ResilientBatch(attempts, 6, 2, timeout_seconds=None, clock=time.clock, sleep=time.sleep)
+    with pytest.raises(TimeoutError, match="attempt 6 timed out"):
+        resilient(None, 0)  # type: ignore[arg-type]  # the batch function never reads it
+    assert time.sleeps == [2, 4, 8, 16, 32]
+
+
+def test_retries_stop_before_the_watchdog_with_the_last_error() -> None:
+    # Defect 6: 6 attempts of 20 s and 62 s of backoff would run past a 100 s watchdog.
+    time = FakeTime()
+    attempts = FailingAttempts(time, duration=20)
+    stuck: list[int] = []
+    resilient = ResilientBatch(
+        attempts, 6, 2, 100, clock=time.clock, sleep=time.sleep, on_stuck=lambda batch, _: stuck.append(batch)
+    )
+    with pytest.raises(TimeoutError, match="attempt 4 timed out"):
+        resilient(None, 3)  # type: ignore[arg-type]
+    # Attempts end at 20, 42, 66 and 94 s; a fifth would start at 110 s, after the deadline.
+    assert attempts.ends == [20, 42, 66, 94]
+    assert time.sleeps == [2, 4, 8]
+    assert max(attempts.ends) < 100
+    assert stuck == []
+
+
+def test_the_watchdog_fires_only_for_a_batch_that_outlives_its_timeout() -> None:
+    stuck = threading.Event()
+    released = threading.Event()
+
+    def hangs(records: DataFrame, batch_id: int) -> None:
+        assert stuck.wait(10), "the watchdog did not fire"
+        released.set()
+
+    ResilientBatch(hangs, 1, 0, 0.05, on_stuck=lambda batch, timeout: stuck.set())(None, 0)  # type: ignore[arg-type]
+    assert released.is_set()
+
+    quick_stuck = threading.Event()
+    ResilientBatch(lambda records, batch_id: None, 1, 0, 0.2, on_stuck=lambda b, t: quick_stuck.set())(None, 1)  # type: ignore[arg-type]
+    assert not quick_stuck.wait(0.4)  # cancelled when the batch finished

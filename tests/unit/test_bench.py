@@ -1,13 +1,22 @@
-"""The benchmark's pure parts: percentiles, reading progress lines, the expected outcome."""
+"""The benchmark's parts: percentiles, reading progress lines, the expected outcome, the figures
+of its processes."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
-from fraudshop.bench.progress import breakdown, parse_batch, records_done
-from fraudshop.bench.stats import percentile, summary
-from fraudshop.bench.workload import OfferedTransactions, Workload, customer_of, expected_alerts
+import psutil
+
+from fraudshop.lab.bench.processes import cpu_seconds, job_processes, machine, peak_rss_mb
+from fraudshop.lab.bench.progress import breakdown, parse_batch, records_done
+from fraudshop.lab.bench.stats import percentile, summary
+from fraudshop.lab.bench.workload import OfferedTransactions, Workload, customer_of, expected_alerts
+from tests.support.waiting import wait_until
 
 
 def detection_line(batch_id: int, records: int | None, trigger_ms: int = 2000) -> dict[str, object]:
@@ -89,3 +98,33 @@ def test_the_change_history_is_seeded_and_never_inside_a_window() -> None:
     assert len(history) == 500
     assert len({change.account_no for change in history}) == 100  # ten times the transacting accounts
     assert all(now - timedelta(days=365) <= change.last_updated <= now - timedelta(days=2) for change in history)
+
+
+def test_cpu_and_peak_memory_of_a_process() -> None:
+    sum(i * i for i in range(300_000))  # some CPU time of our own
+    assert cpu_seconds(os.getpid()) > 0
+    peak = peak_rss_mb(os.getpid())
+    assert peak is not None and peak >= psutil.Process().memory_info().rss / 1024**2 - 1
+    assert machine()["cpus"] == os.cpu_count()
+
+
+def test_a_gone_process_has_no_cpu_time_nor_memory() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert cpu_seconds(gone.pid) == 0.0
+    assert peak_rss_mb(gone.pid) is None
+
+
+def test_a_jobs_processes_by_role() -> None:
+    # A stand-in job: a Python process (the driver) leading its own group, with a child of another name.
+    job = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"],
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: len(psutil.Process(job.pid).children()) == 1, 10, "the job's child", interval=0.1)
+        roles = job_processes(job.pid)
+        assert roles == {"job_jvm": [], "python_driver": [job.pid]}  # sleep is neither
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()

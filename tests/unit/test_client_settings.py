@@ -3,11 +3,21 @@ Cassandra Connector, kafka-python and cassandra-driver."""
 
 from __future__ import annotations
 
-from fraudshop.cassandra_client import connect
-from fraudshop.config import load_config
-from fraudshop.producer import kafka_client_settings
-from fraudshop.spark_session import cassandra_connector_settings, session_settings
-from fraudshop.streaming import kafka_source_options
+import re
+from typing import Any, get_args
+
+import pytest
+
+from fraudshop.config import KafkaConfig, SaslMechanism, load_config
+from fraudshop.io.cassandra.session import connect
+from fraudshop.io.kafka.settings import (
+    LOGIN_MODULES,
+    UnsupportedSaslMechanismError,
+    jaas_quoted,
+    kafka_client_settings,
+    kafka_source_options,
+)
+from fraudshop.jobs.session import cassandra_connector_settings, session_settings
 
 SECURE = [
     "kafka.bootstrap_servers=k1:9093,k2:9093",
@@ -82,3 +92,69 @@ def test_python_driver_gets_auth_and_tls() -> None:
     assert cluster.contact_points == ["127.0.0.1"]
     assert cluster.ssl_context is not None
     assert cluster.auth_provider.username == "fraud"
+
+
+QUOTED = r'"((?:[^"\\]|\\.)*)"'  # a double-quoted JAAS value: no bare quote, escapes allowed
+JAAS_LINE = re.compile(rf"(\S+) required username={QUOTED} password={QUOTED};")
+
+
+def jaas_option_values(jaas: str) -> dict[str, str]:
+    """The credentials of a JAAS config line as Kafka's parser (java.io.StreamTokenizer) reads
+    them: in a double-quoted value, a backslash takes the next character literally."""
+    parsed = JAAS_LINE.fullmatch(jaas)
+    assert parsed, jaas
+    username, password = (re.sub(r"\\(.)", r"\1", value) for value in parsed.groups()[1:])
+    return {"username": username, "password": password}
+
+
+def unvalidated_copy(kafka: KafkaConfig, **changes: Any) -> KafkaConfig:
+    """``kafka`` with ``changes`` the config's validation never saw."""
+    return kafka.model_copy(update=changes)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ['pa"ss', "back\\slash", "ends with backslash\\", '\\"; evil=true; x="', "plain"],
+)
+def test_jaas_config_escapes_the_credentials(password: str) -> None:
+    kafka = load_config(
+        overrides=["kafka.sasl_mechanism=PLAIN", 'kafka.sasl_username=fraud"job'],
+        environ={"FRAUDSHOP_KAFKA__SASL_PASSWORD": password},
+    ).kafka
+    jaas = kafka_source_options(kafka)["kafka.sasl.jaas.config"]
+    assert jaas.startswith("org.apache.kafka.common.security.plain.PlainLoginModule required ")
+    assert jaas_option_values(jaas) == {"username": 'fraud"job', "password": password}
+
+
+def test_jaas_quoting_escapes_backslash_before_quote() -> None:
+    assert jaas_quoted('a\\"b') == '"a\\\\\\"b"'
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "module"),
+    [
+        ("PLAIN", "org.apache.kafka.common.security.plain.PlainLoginModule"),
+        ("SCRAM-SHA-256", "org.apache.kafka.common.security.scram.ScramLoginModule"),
+        ("SCRAM-SHA-512", "org.apache.kafka.common.security.scram.ScramLoginModule"),
+    ],
+)
+def test_each_mechanism_gets_its_login_module(mechanism: str, module: str) -> None:
+    kafka = load_config(overrides=[f"kafka.sasl_mechanism={mechanism}"], environ={}).kafka
+    assert kafka_source_options(kafka)["kafka.sasl.jaas.config"].startswith(f"{module} required ")
+
+
+@pytest.mark.parametrize("mechanism", ["GSSAPI", "OAUTHBEARER", "scram-sha-512", "SCRAM"])
+def test_other_mechanisms_are_refused_not_given_scram(mechanism: str) -> None:
+    # Refused by the config's validation, or, if it let one through, by the settings themselves.
+    with pytest.raises(ValueError, match="sasl_mechanism"):
+        kafka = load_config(overrides=[f"kafka.sasl_mechanism={mechanism}"], environ={}).kafka
+        kafka_source_options(kafka)
+    kafka = unvalidated_copy(load_config(environ={}).kafka, sasl_mechanism=mechanism)
+    with pytest.raises(UnsupportedSaslMechanismError, match=mechanism):
+        kafka_source_options(kafka)
+    with pytest.raises(UnsupportedSaslMechanismError):
+        kafka_client_settings(kafka)
+
+
+def test_the_config_accepts_exactly_the_mechanisms_with_a_login_module() -> None:
+    assert set(get_args(SaslMechanism)) == {"", *LOGIN_MODULES}

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from fraudshop.detection import (
-    ALERT_COLUMNS,
+from fraudshop.model.tables import ALERT_COLUMNS
+from fraudshop.pipeline.late_changes import CHANGE_SCHEMA, RECORDED_CHANGE_SCHEMA
+from fraudshop.transforms.detection import (
     SUPERSEDED_CUSTOMERS,
     flag_changed_customer_transactions,
+    supersede_previous_owners,
     transactions_in_change_windows,
 )
 
@@ -20,7 +22,6 @@ TRANSACTION_SCHEMA = (
     "account_no string, tranpostdt timestamp, tranid string, amount double, "
     "source_topic string, source_partition int, source_offset long"
 )
-CHANGE_SCHEMA = "account_no string, last_updated timestamp, change_type string, customer_id string"
 ALERT_SCHEMA = (
     "customer_id string, tranpostdt timestamp, tranid string, account_no string, amount double, "
     "change_type string, last_updated timestamp, qualifying_changes int, "
@@ -146,3 +147,32 @@ def test_transactions_in_change_windows_selects_each_covered_transaction_once(sp
     two_changes = changes(spark, [("A", CHANGE_AT, "email", "C1"), ("A", CHANGE_AT, "phone", "C1")])
     covered = transactions_in_change_windows(txns, two_changes, DAY)
     assert [row.tranid for row in covered.collect()] == ["covered-twice"]
+
+
+def test_the_previous_owner_of_a_recorded_change_is_superseded_inside_its_window_only(spark: SparkSession) -> None:
+    txns = transactions(
+        spark,
+        [
+            ("A", CHANGE_AT + timedelta(hours=1), "in-window", 1.0, 0),
+            ("A", CHANGE_AT - timedelta(hours=1), "before", 2.0, 1),
+        ],
+    )
+    # The email change of CHANGE_AT was C1's, then recorded again for C2 (an owner correction); an
+    # older change of C1's covers "before" too, so C1's alert for it stays.
+    current = changes(spark, [("A", CHANGE_AT, "email", "C2"), ("A", CHANGE_AT - timedelta(hours=2), "phone", "C1")])
+    recorded = spark.createDataFrame([("A", CHANGE_AT, "email", "C2", "C1")], RECORDED_CHANGE_SCHEMA)
+    alerts = supersede_previous_owners(flag_changed_customer_transactions(txns, current, DAY), recorded, DAY)
+    assert alerts.columns == flag_changed_customer_transactions(txns, current, DAY).columns
+    rows = {row.tranid: (row.customer_id, row[SUPERSEDED_CUSTOMERS]) for row in alerts.collect()}
+    assert rows == {"in-window": ("C2", ["C1"]), "before": ("C1", [])}
+
+
+def test_an_owner_corrected_back_is_never_superseded_by_itself(spark: SparkSession) -> None:
+    txns = transactions(spark, [("A", CHANGE_AT + timedelta(hours=1), "t1", 1.0, 0)])
+    current = changes(spark, [("A", CHANGE_AT, "email", "C1")])
+    # C1 → C2 → C1: both corrections are handled together.
+    recorded = spark.createDataFrame(
+        [("A", CHANGE_AT, "email", "C2", "C1"), ("A", CHANGE_AT, "email", "C1", "C2")], RECORDED_CHANGE_SCHEMA
+    )
+    alerts = supersede_previous_owners(flag_changed_customer_transactions(txns, current, DAY), recorded, DAY)
+    assert [(row.customer_id, row[SUPERSEDED_CUSTOMERS]) for row in alerts.collect()] == [("C1", ["C2"])]

@@ -10,16 +10,12 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from fraudshop.parsing import (
-    TRANSACTION_COLUMNS,
-    parse_transaction_records,
-    rejected_records,
-    valid_transactions,
-)
-from fraudshop.record_format import JSON_FIELDS, LEGACY_FIELDS
+from fraudshop.model.records import JSON_FIELDS, LEGACY_FIELDS
+from fraudshop.model.tables import TRANSACTION_COLUMNS
+from fraudshop.transforms.parsing import parse_transaction_records, rejected_records, valid_transactions
 from tests.unit.kafka_rows import RECEIVED_AT, kafka_records
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "fraudshop" / "model"
 
 
 def legacy(**fields: str) -> str:

@@ -1,17 +1,26 @@
-"""The producer's records are what the job parses, in both formats; CSV replay keeps every field."""
+"""The producer's records are what the job parses, in both formats; CSV replay keeps every field;
+a record the broker did not take is reported, never dropped silently."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
+import pytest
+from kafka.errors import KafkaTimeoutError, NotEnoughReplicasError
+from kafka.future import Future
 from pyspark.sql import SparkSession
 
-from fraudshop.parsing import parse_transaction_records, valid_transactions
-from fraudshop.producer import csv_transactions, encode, synthetic_transactions
-from fraudshop.record_format import LEGACY_FIELDS
+from fraudshop.config import load_config
+from fraudshop.io.kafka import producer as producer_module
+from fraudshop.io.kafka.producer import UndeliveredRecordsError, checked_sender, encode, send_transactions
+from fraudshop.lab.workload import csv_transactions, synthetic_transactions
+from fraudshop.model.records import LEGACY_FIELDS
+from fraudshop.transforms.parsing import parse_transaction_records, valid_transactions
 from tests.unit.kafka_rows import kafka_records
 
 FIXED_NOW = datetime(2026, 11, 23, 11, 59, 0, 123000, tzinfo=UTC)
@@ -74,3 +83,62 @@ def test_headerless_csv_uses_the_original_field_order_and_restamps(tmp_path: Pat
 
 def test_json_encoding_is_compact_utf8() -> None:
     assert json.loads(encode({"account_no": "Ä", "amount": 1}, "json")) == {"account_no": "Ä", "amount": 1}
+
+
+class RefusingProducer:
+    """Stands in for KafkaProducer where no broker is needed: every ``refuse_every``-th record's
+    future fails, with an error a real broker gives, when the records are flushed (as a real
+    producer's fail once their batch is refused or expires)."""
+
+    instances: ClassVar[list[RefusingProducer]] = []
+
+    def __init__(self, refuse_every: int = 3, **settings: Any) -> None:
+        self.refuse_every = refuse_every
+        self.settings = settings
+        self.pending: list[Future] = []
+        self.closed = False
+        RefusingProducer.instances.append(self)
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Future:
+        future = Future()
+        self.pending.append(future)
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        for number, future in enumerate(self.pending, start=1):
+            if number % self.refuse_every == 0:
+                future.failure(NotEnoughReplicasError("not enough in-sync replicas"))
+            else:
+                future.success(None)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+
+def test_records_the_broker_refused_make_the_send_fail_naming_how_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    RefusingProducer.instances.clear()
+    monkeypatch.setattr(producer_module, "KafkaProducer", RefusingProducer)
+    transactions = synthetic_transactions(5, seed=1, clock=lambda: FIXED_NOW)
+    with pytest.raises(UndeliveredRecordsError, match="3 of 10 records were not delivered") as raised:
+        send_transactions(load_config(environ={}).kafka, transactions, rate=0, limit=10)
+    assert (raised.value.failed, raised.value.attempted) == (3, 10)
+    assert isinstance(raised.value.first_error, NotEnoughReplicasError)
+    (producer,) = RefusingProducer.instances
+    assert producer.closed
+    assert producer.settings["acks"] == "all"
+
+
+def test_a_send_with_no_broker_fails_and_closes_its_producer() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kafka = load_config(overrides=[f"kafka.bootstrap_servers=127.0.0.1:{port}"], environ={}).kafka
+    # api_version given: no version probe, so the failure is the send's (after max_block_ms).
+    with (
+        pytest.raises(UndeliveredRecordsError, match="1 of 1 records were not delivered") as raised,
+        checked_sender(kafka, api_version=(3, 9), max_block_ms=300) as sender,
+    ):
+        sender.send(b"a record")
+        sender.send(b"never attempted: the first failure stops the send")
+    assert isinstance(raised.value.first_error, KafkaTimeoutError)
+    assert sender.producer._closed

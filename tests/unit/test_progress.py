@@ -12,12 +12,13 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fraudshop.batch_metrics import BatchMetrics
-from fraudshop.micro_batch import BATCH_TIMESTAMP, MicroBatchProcessor
-from fraudshop.profile_changes import ProfileChange
-from fraudshop.progress import ProgressReporter
+from fraudshop.model.changes import ProfileChange
+from fraudshop.pipeline.metrics import BatchMetrics
+from fraudshop.pipeline.micro_batch import BATCH_TIMESTAMP
+from fraudshop.pipeline.progress import ProgressReporter
+from fraudshop.pipeline.resilience import ResilientBatch
 from tests.unit.kafka_rows import kafka_records
-from tests.unit.memory_store import InMemoryStore
+from tests.unit.memory_store import InMemoryStore, detection_processor
 from tests.unit.test_arrival_order import BASE, Txn, micro_batch
 from tests.unit.test_batch_retries import FlakyStore
 
@@ -29,17 +30,9 @@ def batch_with_one_malformed_record(spark: SparkSession) -> DataFrame:
     return valid.unionByName(malformed)
 
 
-def processor(store: InMemoryStore, reported: list[BatchMetrics], attempts: int = 1) -> MicroBatchProcessor:
-    return MicroBatchProcessor(
-        store,
-        86400,
-        65536,
-        300,
-        timedelta(seconds=30),
-        batch_attempts=attempts,
-        batch_retry_backoff_seconds=0.01,
-        on_batch_done=reported.append,
-    )
+def processor(store: InMemoryStore, reported: list[BatchMetrics], attempts: int = 1) -> ResilientBatch:
+    body = detection_processor(store, on_batch_done=reported.append)
+    return ResilientBatch(body, attempts, backoff_seconds=0.01, timeout_seconds=None)
 
 
 def test_a_batch_reports_its_records_transactions_rejects_alerts_and_step_times(spark: SparkSession) -> None:
@@ -51,7 +44,7 @@ def test_a_batch_reports_its_records_transactions_rejects_alerts_and_step_times(
     processor(store, reported)(batch_with_one_malformed_record(spark), 7)
     [metrics] = reported
     assert (metrics.batch_id, metrics.kafka_records, metrics.transactions, metrics.rejected) == (7, 3, 2, 1)
-    assert (metrics.alert_rows, metrics.late_alert_rows) == (1, 0)
+    assert (metrics.alert_rows, metrics.late_changes, metrics.late_alert_rows) == (1, 0, 0)
     assert {"transactions", "rejects", "alerts", "late_changes"} == set(metrics.step_ms)
     assert all(ms >= 0 for ms in metrics.step_ms.values())
 

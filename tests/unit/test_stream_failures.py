@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudshop.streaming import KAFKA_DATA_LOSS_EXIT_CODE, explain_stream_failure
+from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE, explain_stream_failure
 
 # The shape of Spark 3.5's error when a batch finds its offsets expired: the query's failure
 # wraps the Python traceback, which wraps the Kafka source's own sentence.

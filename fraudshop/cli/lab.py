@@ -1,0 +1,124 @@
+"""The lab commands: ``fraudshop demo``, ``faults`` (the fault drill) and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fraudshop.cli.registry import Commands, add_command
+from fraudshop.config import Config
+from fraudshop.lab.bench.plan import add_bench_arguments
+
+#: The fault drill's figures printed after its table, in this order.
+_DRILL_COUNTS = (
+    "transactions_produced",
+    "malformed_injected",
+    "transactions_lost",
+    "transactions_extra",
+    "alerts_expected",
+    "alerts_lost",
+    "alerts_extra",
+    "alert_rows_duplicated",
+    "rejects_stored",
+)
+
+
+def demo(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.lab.story import run_demo
+
+    run_demo(config, duration=timedelta(seconds=args.duration), rate=args.rate, accounts=args.accounts)
+    return 0
+
+
+def faults(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.lab.console import print_table
+    from fraudshop.lab.faults import DEFAULT_FAULTS, DrillPlan, Fault, parse_restart_commands, run_drill_in_scratch
+
+    plan = DrillPlan(
+        faults=tuple(Fault(name) for name in args.fault) if args.fault else DEFAULT_FAULTS,
+        transactions=args.transactions,
+        accounts=args.accounts,
+        malformed=args.malformed,
+    )
+    work_dir = args.work_dir or config.stack.state_dir / "fault-drills" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    try:
+        figures = run_drill_in_scratch(config, plan, parse_restart_commands(args.restart_command), work_dir, args.keep)
+    except ValueError as error:
+        print(f"fraudshop: {error}", file=sys.stderr)
+        return 2
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(figures, indent=2) + "\n")
+    rows = [
+        [r["fault"], r.get("server_down_and_restart_seconds"), r["seconds_to_next_batch"]]
+        for r in figures["recoveries"]
+    ]
+    print_table(("fault", "server down (s)", "fault to next batch (s)"), rows)
+    print(", ".join(f"{name} {figures[name]}" for name in _DRILL_COUNTS))
+    secrets_seen = figures["secret_in_job_log"] or figures["secret_on_command_line"]
+    print(f"job exits: {len(figures['job_exits'])}; a secret seen in the job's log or command line: {secrets_seen}")
+    print(("PASSED" if figures["passed"] else "FAILED") + f"; figures in {args.results}, job log in {work_dir}")
+    return 0 if figures["passed"] else 1
+
+
+def bench(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.lab.bench.plan import plan_from_args
+    from fraudshop.lab.bench.run import run_bench
+    from fraudshop.lab.stack import stack_up
+
+    stack_up(config)
+    result = run_bench(config, plan_from_args(args), args.output)
+    for name, figures in result["systems"].items():
+        latency = figures["latency_s"]
+        print(
+            f"{name}: sustained {figures['sustained_throughput_tps']:.0f} txn/s, "
+            f"capacity {figures['capacity_tps']:.0f} txn/s, event→alert p50/p95/p99 "
+            f"{latency['p50']}/{latency['p95']}/{latency['p99']} s at {result['plan']['latency_rate']:.0f} txn/s, "
+            f"correct: {figures['correctness']['passed']}"
+        )
+    print(f"results: {args.output / 'bench.json'}, {args.output / 'bench.png'}")
+    return 0 if result["correctness_passed"] else 1
+
+
+def register(commands: Commands) -> None:
+    demo_parser = add_command(
+        commands, "demo", demo, "the live demo on the local stack: stream, profile changes, alerts"
+    )
+    demo_parser.add_argument("--duration", type=float, default=150.0, help="seconds of streaming after the job is up")
+    demo_parser.add_argument("--rate", type=float, default=25.0, help="transactions per second")
+    demo_parser.add_argument("--accounts", type=int, default=40, help="number of synthetic accounts")
+
+    drill = add_command(
+        commands,
+        "faults",
+        faults,
+        "fault drill on the configured stack: kill or stop the job, restart Kafka or Cassandra mid-stream, "
+        "then check every row is stored exactly once (in a scratch keyspace and topic)",
+    )
+    drill.add_argument(
+        "--fault",
+        action="append",
+        # Fault's values, listed here so that the parser needs no driver import (a unit test keeps them equal).
+        choices=["kill-job", "stop-job", "restart-kafka", "restart-cassandra"],
+        help="a fault to inject, in order; repeatable (default: kill-job three times, then stop-job)",
+    )
+    drill.add_argument("--transactions", type=int, default=50_000, help="transactions in the workload")
+    drill.add_argument("--accounts", type=int, default=500, help="accounts they spread over")
+    drill.add_argument("--malformed", type=int, default=100, help="malformed records injected among them")
+    drill.add_argument(
+        "--restart-command",
+        action="append",
+        default=[],
+        metavar="SERVER=COMMAND",
+        help="how to restart kafka or cassandra of your own stack, e.g. cassandra='ssh db1 sudo systemctl restart "
+        "cassandra' (default: fraudshop restarts its local stack's server)",
+    )
+    drill.add_argument("--results", type=Path, default=Path("results/fault-drill.json"), help="figures (JSON)")
+    drill.add_argument("--work-dir", type=Path, help="job log and checkpoint (default: under stack.state_dir)")
+    drill.add_argument("--keep", action="store_true", help="keep the scratch keyspace and topic afterwards")
+
+    add_bench_arguments(
+        add_command(commands, "bench", bench, "throughput and event→alert latency, fraudshop vs the original design")
+    )

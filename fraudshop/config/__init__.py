@@ -1,0 +1,235 @@
+"""The one configuration object. pydantic-settings merges four layers, each overriding the one
+before key by key: ``fraudshop.toml`` shipped in this package (every key and its default), a user
+file (``--config`` or ``$FRAUDSHOP_CONFIG``), ``FRAUDSHOP_<SECTION>__<KEY>`` environment variables,
+then ``section.key=value`` settings (``--set``). pydantic validates the result: unknown keys are
+refused, and a refused value's error names the key, the value and, in pydantic's words, what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "FRAUDSHOP_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_FILE_ENV = "FRAUDSHOP_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of its allowed range."""
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+AtLeastOne = Annotated[int, Field(ge=1)]
+NotNegative = Annotated[int, Field(ge=0)]
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+#: Out of repr, and never refused (any value is read as text), so never in an error message either.
+#: Child processes get secrets through their environment (:func:`as_environment`), never argv.
+Secret = Annotated[str, BeforeValidator(str), Field(repr=False)]
+#: Spark's names for the SASL mechanisms fraudshop configures ("" = no SASL).
+SaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class _Section(BaseModel):
+    # Strings from the environment and --set are parsed into each field's type (lax mode); a TOML
+    # number given for a text key (kafka_heap = 512) is read as its text.
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+
+class KafkaConfig(_Section):
+    # The clients check each port when they connect; the form is checked here, for first_port.
+    bootstrap_servers: Annotated[str, Field(pattern=r"^[^\s,]+:\d+(\s*,\s*[^\s,]+:\d+)*$")]
+    topic: str
+    starting_offsets: Literal["earliest", "latest"]
+    fail_on_data_loss: bool
+    max_offsets_per_trigger: NotNegative
+    topic_partitions: AtLeastOne
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+    sasl_mechanism: SaslMechanism
+    sasl_username: str
+    sasl_password: Secret
+    ssl_truststore_path: str
+    ssl_truststore_password: Secret
+    ssl_ca_file: str
+
+    @property
+    def first_port(self) -> int:
+        return int(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+
+class CassandraConfig(_Section):
+    hosts: str
+    port: Port
+    keyspace: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,48}$")]  # written into CQL statements
+    replication: str
+    local_dc: str
+    username: str
+    password: Secret
+    ssl_enabled: bool
+    ssl_truststore_path: str
+    ssl_truststore_password: Secret
+    ssl_ca_file: str
+
+    @property
+    def host_list(self) -> list[str]:
+        return [h.strip() for h in self.hosts.split(",") if h.strip()]
+
+
+class JobConfig(_Section):
+    spark_master: Annotated[str, Field(pattern=r"^(local(\[[\d*,]+\])?|(spark|k8s)://\S+|yarn)$")]
+    # Checked here: Spark would refuse a malformed one only once the job has started.
+    trigger_interval: Annotated[str, Field(pattern=r"^(\d+ (day|hour|minute|second|millisecond)s? ?)+$")]
+    change_window_hours: Annotated[float, Field(gt=0)]
+    change_scan_margin_seconds: NotNegative
+    late_changes_per_batch: AtLeastOne
+    max_future_skew_seconds: NotNegative
+    max_record_bytes: AtLeastOne
+    checkpoint_dir: UserPath
+    batch_attempts: AtLeastOne
+    batch_retry_backoff_seconds: Annotated[float, Field(ge=0)]
+    batch_timeout_seconds: Annotated[float, Field(gt=0)]
+    shuffle_partitions: AtLeastOne
+    progress_file: str
+
+    @property
+    def change_window_seconds(self) -> int:
+        return round(self.change_window_hours * 3600)
+
+    @model_validator(mode="after")
+    def _retries_fit_in_the_watchdog_budget(self) -> JobConfig:
+        # The watchdog times the whole batch, retries included: waits that alone outlast it would leave
+        # no time for the attempts. Failed attempt n waits backoff * 2^(n-1); 2^1000 s outlasts any timeout.
+        backoff, timeout = self.batch_retry_backoff_seconds, self.batch_timeout_seconds
+        waits = backoff * (2.0 ** (min(self.batch_attempts, 1000) - 1) - 1)
+        if waits >= timeout:
+            raise PydanticCustomError(
+                "retry_budget",
+                f"batch_attempts = {self.batch_attempts} with batch_retry_backoff_seconds = {backoff:g} waits "
+                f"{waits:g} s, which must be less than batch_timeout_seconds = {timeout:g}",
+            )
+        return self
+
+
+class ApiConfig(_Section):
+    host: str
+    port: Port
+    token: Secret
+    require_token: bool
+    max_future_skew_seconds: NotNegative
+    max_id_length: AtLeastOne
+
+
+class StackConfig(_Section):
+    state_dir: UserPath
+    cache_dir: UserPath
+    kafka_controller_port: Port
+    cassandra_storage_port: Port
+    kafka_heap: str
+    cassandra_heap: str
+    start_timeout_seconds: AtLeastOne
+
+
+class Config(BaseSettings):
+    """Every setting of fraudshop: build it with :func:`load_config`, derive one with :meth:`with_settings`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    kafka: KafkaConfig
+    cassandra: CassandraConfig
+    job: JobConfig
+    api: ApiConfig
+    stack: StackConfig
+
+    def with_settings(self, *settings: str) -> Config:
+        """This config with ``section.key=value`` settings applied, validated again as a whole."""
+        return _build(_parse_assignments(settings), self.model_dump())
+
+
+def _parse_assignments(assignments: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``section.key=value`` settings as ``{section: {key: value}}``."""
+    nested: dict[str, dict[str, str]] = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not (equals and section and dot and name):
+            raise ConfigError(f"--set expects section.key=value, got {key!r}")  # the value may be a secret
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def _variables(environ: Mapping[str, str]) -> list[str]:
+    """``FRAUDSHOP_SECTION__KEY=value`` variables (any case) as ``section.key=value`` settings, so that
+    a misspelt section is refused like a misspelt key. Others, such as ``FRAUDSHOP_CONFIG``, are not settings."""
+    names = {name: name.upper().removeprefix(ENV_PREFIX) for name in environ if name.upper().startswith(ENV_PREFIX)}
+    return [
+        f"{short.lower().replace(ENV_NESTED_DELIMITER, '.', 1)}={environ[name]}"
+        for name, short in names.items()
+        if ENV_NESTED_DELIMITER in short
+    ]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def load_config(
+    path: Path | None = None, overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None
+) -> Config:
+    """The packaged defaults, overlaid by ``path`` (else ``$FRAUDSHOP_CONFIG``, if set), then by
+    ``FRAUDSHOP_SECTION__KEY`` variables of ``environ`` (default ``os.environ``; ``{}`` ignores the
+    process's environment), then by ``section.key=value`` ``overrides``."""
+    environ = os.environ if environ is None else environ
+    user_file = path or (Path(environ[CONFIG_FILE_ENV]) if environ.get(CONFIG_FILE_ENV) else None)
+    user_layer = _read_toml(user_file.expanduser()) if user_file else {}
+    # Read as a resource, not a path: spark-submit --py-files ships the package as a zip.
+    defaults = tomllib.loads(files(__name__).joinpath("fraudshop.toml").read_text(encoding="utf-8"))
+    return _build(_parse_assignments(overrides), _parse_assignments(_variables(environ)), user_layer, defaults)
+
+
+def _build(*layers: dict[str, Any]) -> Config:
+    """A config from ``layers``, highest precedence first, merged key by key by pydantic-settings."""
+    sources = [InitSettingsSource(Config, layer) for layer in layers]
+    try:
+        # mypy sees the __init__ pydantic synthesises from the fields, not BaseSettings' own.
+        return Config(_build_sources=(sources, {}))  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for detail in error.errors():
+        key, given = ".".join(str(part) for part in detail["loc"]), detail["input"]
+        if detail["type"] == "extra_forbidden":  # a whole unknown section is one error: name its keys
+            names = [f"{key}.{name}" for name in given] if isinstance(given, dict) and given else [key]
+            lines += [f"unknown setting {name}" for name in names]
+        elif len(detail["loc"]) == 2 and detail["type"] != "missing":
+            lines.append(f"{key} = {given}: {detail['msg']}")
+        else:  # a rule across a section's keys, or a missing key: its input is the section, secrets included
+            lines.append(f"{key}: {detail['msg']}")
+    return "\n".join(lines)
+
+
+def as_environment(config: Config) -> dict[str, str]:
+    """``FRAUDSHOP_SECTION__KEY`` variables that rebuild ``config`` in a child process: the job gets
+    the command's whole config, secrets included, without credentials on a command line (``ps``)."""
+    return {
+        f"{ENV_PREFIX}{section.upper()}{ENV_NESTED_DELIMITER}{key.upper()}": str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+        for section, values in config.model_dump().items()
+        for key, value in values.items()
+    }

@@ -1,0 +1,62 @@
+"""Record a customer profile change: cust_change, cust_change_by_customer and cust_change_log at once."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+
+from fraudshop.model.changes import ProfileChange, recorded_hour, to_cassandra_time
+from fraudshop.model.tables import (
+    CHANGE_BY_CUSTOMER_KEY,
+    CHANGE_COLUMNS,
+    CHANGE_KEY,
+    CHANGE_LOG_COLUMNS,
+    PREVIOUS_CUSTOMER,
+)
+
+
+def _insert(keyspace: str, table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def _where(columns: tuple[str, ...]) -> str:
+    return " AND ".join(f"{column} = ?" for column in columns)
+
+
+def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> datetime:
+    """Write the change to cust_change, cust_change_by_customer and cust_change_log in one logged
+    batch (all or nothing); return when it was recorded.
+
+    Recording a change again for another customer (same account, last_updated and change type: an
+    owner correction) replaces the earlier customer: their cust_change_by_customer row goes, and
+    the log entry names them as ``previous_customer_id`` so the detection job drops their alerts
+    for the change."""
+    recorded_at = to_cassandra_time(datetime.now(UTC))
+    current = session.execute(
+        session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {_where(CHANGE_KEY)}"), change.key
+    ).one()
+    previous_customer = current.customer_id if current and current.customer_id != change.customer_id else None
+    values: dict[str, Any] = {
+        **dataclasses.asdict(change),
+        "recorded_hour": recorded_hour(recorded_at),
+        "recorded_at": recorded_at,
+        # Unset, not null, when there is none: a null would write a tombstone.
+        PREVIOUS_CUSTOMER: UNSET_VALUE if previous_customer is None else previous_customer,
+    }
+    batch = BatchStatement(batch_type=BatchType.LOGGED)
+    for table, columns in (
+        ("cust_change", CHANGE_COLUMNS),
+        ("cust_change_by_customer", CHANGE_BY_CUSTOMER_KEY),
+        ("cust_change_log", CHANGE_LOG_COLUMNS),
+    ):
+        batch.add(session.prepare(_insert(keyspace, table, columns)), [values[column] for column in columns])
+    if previous_customer is not None:
+        delete = f"DELETE FROM {keyspace}.cust_change_by_customer WHERE {_where(CHANGE_BY_CUSTOMER_KEY)}"
+        previous_row = {**values, "customer_id": previous_customer}
+        batch.add(session.prepare(delete), [previous_row[column] for column in CHANGE_BY_CUSTOMER_KEY])
+    session.execute(batch)
+    return recorded_at

@@ -1,0 +1,32 @@
+"""Create the keyspace and the tables of schemas/bank.cql."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from cassandra.cluster import Session
+
+from fraudshop.config import CassandraConfig
+from fraudshop.model.tables import schema_cql
+
+log = logging.getLogger(__name__)
+
+_KEYSPACE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+
+
+def schema_statements(cql: str) -> list[str]:
+    """Split a CQL file into statements: comments dropped, one statement per ``;`` at a line end."""
+    lines = [line for line in cql.splitlines() if not line.lstrip().startswith("--")]
+    return [statement.strip() for statement in re.split(r";\s*$", "\n".join(lines), flags=re.M) if statement.strip()]
+
+
+def apply_schema(session: Session, cassandra: CassandraConfig) -> None:
+    """Create the keyspace if needed and every table of the schema file in it (idempotent)."""
+    if not _KEYSPACE_NAME.match(cassandra.keyspace):
+        raise ValueError(f"keyspace name {cassandra.keyspace!r} is not a valid unquoted CQL identifier")
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {cassandra.keyspace} WITH replication = {cassandra.replication}")
+    session.set_keyspace(cassandra.keyspace)
+    for statement in schema_statements(schema_cql()):
+        session.execute(statement)
+    log.info("schema applied to keyspace %s", cassandra.keyspace)

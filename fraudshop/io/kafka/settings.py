@@ -1,0 +1,75 @@
+"""Kafka client settings from the fraudshop config, security included: for kafka-python (producer,
+admin) and for Spark's Kafka source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fraudshop.config import KafkaConfig
+
+#: The SASL mechanisms fraudshop supports, each with the Java client's login module for it.
+LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+class UnsupportedSaslMechanismError(ValueError):
+    """``kafka.sasl_mechanism`` names a mechanism fraudshop has no login module for."""
+
+
+def login_module(mechanism: str) -> str:
+    """The Java client's login module for a SASL ``mechanism``; refuses any other mechanism."""
+    try:
+        return LOGIN_MODULES[mechanism]
+    except KeyError:
+        raise UnsupportedSaslMechanismError(
+            f"kafka.sasl_mechanism must be one of {', '.join(LOGIN_MODULES)} (or empty), got {mechanism!r}"
+        ) from None
+
+
+def jaas_quoted(value: str) -> str:
+    """``value`` as a JAAS quoted string: the parser reads backslash escapes inside double quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kafka_client_settings(kafka: KafkaConfig) -> dict[str, Any]:
+    """kafka-python settings, security included."""
+    settings: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.ssl_ca_file:
+        settings["ssl_cafile"] = kafka.ssl_ca_file
+    if kafka.sasl_mechanism:
+        login_module(kafka.sasl_mechanism)  # the same mechanisms for both clients
+        settings.update(
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_plain_username=kafka.sasl_username,
+            sasl_plain_password=kafka.sasl_password,
+        )
+    return settings
+
+
+def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
+    """Options of Spark's Kafka source, security included."""
+    options = {
+        "kafka.bootstrap.servers": kafka.bootstrap_servers,
+        "subscribe": kafka.topic,
+        "startingOffsets": kafka.starting_offsets,
+        "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
+        "kafka.security.protocol": kafka.security_protocol,
+    }
+    if kafka.ssl_truststore_path:
+        options["kafka.ssl.truststore.location"] = kafka.ssl_truststore_path
+        options["kafka.ssl.truststore.password"] = kafka.ssl_truststore_password
+    if kafka.max_offsets_per_trigger > 0:
+        options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
+    if kafka.sasl_mechanism:
+        options["kafka.sasl.mechanism"] = kafka.sasl_mechanism
+        options["kafka.sasl.jaas.config"] = (
+            f"{login_module(kafka.sasl_mechanism)} required"
+            f" username={jaas_quoted(kafka.sasl_username)} password={jaas_quoted(kafka.sasl_password)};"
+        )
+    return options

@@ -1,0 +1,80 @@
+"""spark-submit entry point: the fraudshop detection stream.
+
+    spark-submit --packages <jars> fraudshop/jobs/detect_fraud.py [--config FILE] [--set section.key=value ...]
+
+``fraudshop job`` builds that command line for you (``fraudshop job --print`` shows it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+from fraudshop.config import Config
+from fraudshop.io.cassandra.store import CassandraStore
+from fraudshop.io.kafka.source import transaction_records
+from fraudshop.jobs.session import start_job_session
+from fraudshop.pipeline.late_changes import LateChangeScanner
+from fraudshop.pipeline.micro_batch import MicroBatchProcessor
+from fraudshop.pipeline.progress import ProgressReporter
+from fraudshop.pipeline.resilience import ResilientBatch
+from fraudshop.pipeline.stream import QUERY_NAME, active_query_id, explain_stream_failure
+
+log = logging.getLogger("fraudshop.job")
+
+
+def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery:
+    """Start the one streaming query of the job; checkpointing makes restarts resume where it stopped."""
+    store = CassandraStore(spark, config.cassandra)
+    progress = ProgressReporter(Path(config.job.progress_file).expanduser() if config.job.progress_file else None)
+    spark.streams.addListener(progress)
+    late_changes = LateChangeScanner(
+        store,
+        window_seconds=config.job.change_window_seconds,
+        margin=timedelta(seconds=config.job.change_scan_margin_seconds),
+        changes_per_batch=config.job.late_changes_per_batch,
+        # The query's id, kept in the checkpoint: the scan's progress follows a moved checkpoint.
+        job_id=lambda: active_query_id(spark, QUERY_NAME),
+    )
+    processor = MicroBatchProcessor(
+        store,
+        late_changes,
+        window_seconds=config.job.change_window_seconds,
+        max_record_bytes=config.job.max_record_bytes,
+        max_future_skew_seconds=config.job.max_future_skew_seconds,
+        on_batch_done=progress.batch_done,
+    )
+    resilient = ResilientBatch(
+        processor,
+        attempts=config.job.batch_attempts,
+        backoff_seconds=config.job.batch_retry_backoff_seconds,
+        timeout_seconds=config.job.batch_timeout_seconds,
+    )
+    return (
+        transaction_records(spark, config.kafka)
+        .writeStream.queryName(QUERY_NAME)
+        .foreachBatch(resilient)
+        .option("checkpointLocation", str(config.job.checkpoint_dir))
+        .trigger(processingTime=config.job.trigger_interval)
+        .start()
+    )
+
+
+def main() -> None:
+    config, spark = start_job_session("fraudshop detection stream", app_name="fraudshop-detect-fraud")
+    try:
+        start_detection_query(spark, config).awaitTermination()
+    except StreamingQueryException as error:
+        message, exit_code = explain_stream_failure(error)
+        log.error(message)
+        sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

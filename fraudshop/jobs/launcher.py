@@ -1,0 +1,186 @@
+"""Launch a spark-submit job on this machine: the detection job (`fraudshop job`, the demo, tests)
+or any other job script (the benchmark's baseline).
+
+A job runs in a process group of its own (spark-submit's JVM, its Python driver and any Python
+workers): it is stopped, or passed a signal, as a whole."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import psutil
+
+from fraudshop.config import Config, as_environment, versions
+from fraudshop.config.resources import packaged_file
+
+log = logging.getLogger(__name__)
+
+#: The detection job's spark-submit entry point, shipped in this package.
+DETECTION_JOB = packaged_file(__package__ or "fraudshop.jobs", "detect_fraud.py")
+#: Signals `fraudshop job` passes on to its job instead of dying and leaving the job behind.
+PASSED_ON_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def spark_submit_command(config: Config, script: Path, spark_submit: str = "spark-submit") -> list[str]:
+    """The spark-submit command line that runs the job ``script`` on ``config.job.spark_master``.
+
+    Connector jars are resolved by spark-submit's own Ivy client from Maven Central and cached
+    under ``stack.cache_dir``; no secret appears here (the job reads them from the environment).
+    """
+    ivy_home = config.stack.cache_dir / "ivy"
+    log_config = packaged_file(__package__ or "fraudshop.jobs", "spark-log4j2.properties")
+    driver_options = f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{log_config}"
+    return [
+        spark_submit,
+        "--master",
+        config.job.spark_master,
+        "--packages",
+        ",".join(versions.SPARK_PACKAGES),
+        "--conf",
+        f"spark.jars.ivy={ivy_home}",
+        "--conf",
+        f"spark.driver.extraJavaOptions={driver_options}",
+        "--conf",
+        "spark.executor.extraJavaOptions=-Duser.timezone=UTC",
+        str(script),
+    ]
+
+
+def spark_home() -> Path | None:
+    """``$SPARK_HOME``, else the pyspark package's directory (pip's Spark distribution)."""
+    if os.environ.get("SPARK_HOME"):
+        return Path(os.environ["SPARK_HOME"])
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def spark_submit_executable() -> str:
+    """``<spark home>/bin/spark-submit`` (see :func:`spark_home`), else PATH's.
+
+    pip's ``bin/spark-submit`` wrapper is avoided: without ``SPARK_HOME`` it finds Spark by running
+    whatever ``python3`` is first on PATH, which fails outside the virtualenv."""
+    home = spark_home()
+    if home is not None and (home / "bin" / "spark-submit").exists():
+        return str(home / "bin" / "spark-submit")
+    found = shutil.which("spark-submit")
+    if found is None:
+        raise FileNotFoundError("spark-submit not found: install fraudshop (it brings pyspark) or set SPARK_HOME")
+    return found
+
+
+def job_command(config: Config, script: Path = DETECTION_JOB) -> list[str]:
+    return spark_submit_command(config, script, spark_submit_executable())
+
+
+def job_environment(config: Config) -> dict[str, str]:
+    """The job's environment: this config (secrets never on the command line), this Python and
+    its Spark."""
+    environment = {**os.environ, **as_environment(config)}
+    environment["PYSPARK_PYTHON"] = environment["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    home = spark_home()
+    if home is not None:
+        environment["SPARK_HOME"] = str(home)
+    if config.job.spark_master.startswith("local"):
+        environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # the local stack never listens beyond loopback
+    return environment
+
+
+def start_job(config: Config, output: IO[bytes], script: Path = DETECTION_JOB) -> subprocess.Popen[bytes]:
+    """Start the job ``script`` in the background, its output to ``output``; stop it with :func:`stop_job`."""
+    return subprocess.Popen(
+        job_command(config, script),
+        env=job_environment(config),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def job_processes(group: int) -> list[psutil.Process]:
+    """The live processes of a job's process group (``group`` is the pid spark-submit started as)."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (psutil.Error, ProcessLookupError):
+            continue  # it ended while we looked
+    return members
+
+
+def signal_job(group: int, signum: int) -> None:
+    """Send ``signum`` to every process of the job's group (none left is fine)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signum)
+
+
+def exit_status(returncode: int) -> int:
+    """A job's exit code as a shell reports it: 128 + N when signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_job(config: Config, grace_seconds: float = 60) -> int:
+    """Run the detection job in the foreground until it stops; return its exit code.
+
+    SIGTERM, SIGINT and SIGHUP sent to this process are passed on to the job's whole group, and the
+    job is killed if it has not stopped ``grace_seconds`` later; this returns once every process
+    of the job is gone."""
+    job = subprocess.Popen(
+        job_command(config), env=job_environment(config), stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    kill_timer = threading.Timer(grace_seconds, signal_job, (job.pid, signal.SIGKILL))
+    kill_timer.daemon = True
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        log.info("passing %s on to the job (process group %d)", signal.Signals(signum).name, job.pid)
+        signal_job(job.pid, signum)
+        if not kill_timer.is_alive():
+            kill_timer.start()
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in PASSED_ON_SIGNALS}
+    try:
+        returncode = job.wait()
+        _wait_for_the_rest(job.pid, grace_seconds)
+    finally:
+        kill_timer.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return exit_status(returncode)
+
+
+def stop_job(job: subprocess.Popen[bytes], grace_seconds: float = 60) -> int:
+    """SIGTERM the job's whole process group (spark-submit's JVM and its Python driver), SIGKILL
+    after ``grace_seconds``; return its exit code once every process of the group is gone."""
+    if job.poll() is None or job_processes(job.pid):
+        signal_job(job.pid, signal.SIGTERM)
+    try:
+        returncode = job.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        signal_job(job.pid, signal.SIGKILL)
+        returncode = job.wait()
+    _wait_for_the_rest(job.pid, grace_seconds)
+    return returncode
+
+
+def _wait_for_the_rest(group: int, grace_seconds: float) -> None:
+    """Once spark-submit's JVM has exited, wait for the rest of its group (the Python driver ends
+    when its JVM does), killing whatever is still there after ``grace_seconds``."""
+    _, alive = psutil.wait_procs(job_processes(group), timeout=grace_seconds)
+    if alive:
+        log.warning("killing %d job process(es) still running %.0f s after the job ended", len(alive), grace_seconds)
+        signal_job(group, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=10)

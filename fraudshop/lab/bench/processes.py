@@ -1,0 +1,63 @@
+"""CPU time and peak memory of the benchmark's processes (psutil; peak memory is Linux's VmHWM)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import psutil
+
+from fraudshop.jobs.launcher import job_processes as job_group
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set size (Linux's VmHWM), in MiB; None if it is gone."""
+    try:
+        # psutil has no peak RSS on Linux (only Windows' peak_wset): Linux's high-water mark,
+        # VmHWM, is read from the process's status file.
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def job_processes(group: int) -> dict[str, list[int]]:
+    """A spark-submit job's processes: its JVM, and its Python driver (with any Python workers)."""
+    roles: dict[str, list[int]] = {"job_jvm": [], "python_driver": []}
+    for process in job_group(group):
+        try:
+            name = process.name()
+        except psutil.Error:
+            continue
+        if name == "java":
+            roles["job_jvm"].append(process.pid)
+        elif name.startswith("python"):
+            roles["python_driver"].append(process.pid)
+    return roles
+
+
+def cpu_snapshot(processes: Mapping[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each role's processes."""
+    return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in processes.items()}
+
+
+def cores_used(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
+    """Average cores each role kept busy between two snapshots ``seconds`` apart."""
+    return {role: round((after[role] - before.get(role, 0.0)) / seconds, 2) for role in after}
+
+
+def machine() -> dict[str, float | int | None]:
+    """The machine's size: CPUs and memory (GiB)."""
+    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1)}

@@ -1,0 +1,388 @@
+"""A fault drill: a seeded workload streams through the real job while faults strike (the job
+killed or stopped, Kafka or Cassandra restarted), then an exact check that every transaction and
+every expected alert is stored once, that every malformed record is quarantined, and that no
+configured secret showed in the job's log or command lines.
+
+The drill follows the job through what it reports, not its log's wording: the batches in its
+progress file (``job.progress_file``) and its exit codes.
+
+The fault tests run drills on the local stack; ``fraudshop faults`` runs one against any
+configured stack, in a scratch keyspace and topic of its own.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psutil
+from cassandra import OperationTimedOut
+from cassandra.cluster import NoHostAvailable, Session
+from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
+
+from fraudshop.config import Config
+from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.kafka.producer import checked_sender, send_transactions
+from fraudshop.io.kafka.topics import ensure_topic
+from fraudshop.jobs.launcher import job_processes, signal_job, start_job, stop_job
+from fraudshop.lab.bench.progress import read_batches
+from fraudshop.lab.console import step
+from fraudshop.lab.scratch import stored_rows
+from fraudshop.lab.workload import account_number, synthetic_transactions
+from fraudshop.model.changes import ProfileChange
+from fraudshop.pipeline.resilience import STUCK_BATCH_EXIT_CODE
+from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE
+
+log = logging.getLogger(__name__)
+
+#: Errors of a read while Cassandra restarts: the drill's own session reconnects by itself.
+CASSANDRA_UNAVAILABLE = (NoHostAvailable, OperationTimedOut)
+
+
+class Fault(enum.StrEnum):
+    KILL_JOB = "kill-job"  # kill -9 of the job's whole process group
+    STOP_JOB = "stop-job"  # SIGTERM: a graceful stop
+    RESTART_KAFKA = "restart-kafka"
+    RESTART_CASSANDRA = "restart-cassandra"
+
+    @property
+    def server(self) -> str | None:
+        return self.value.removeprefix("restart-") if self.value.startswith("restart-") else None
+
+
+#: Restarts a server ("kafka" or "cassandra") and returns once it serves again.
+RestartServer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DrillPlan:
+    faults: tuple[Fault, ...]
+    transactions: int = 50_000
+    accounts: int = 500
+    malformed: int = 100
+    #: Every n-th account's customer changed their email an hour before the drill.
+    changed_every: int = 25
+    seed: int = 42
+    #: Each fault strikes once the job has reported this many more batches with records.
+    batches_before_fault: int = 2
+    #: Longest wait for any one step (a start, a batch, the final rows).
+    step_timeout_seconds: float = 300
+
+
+def _wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 1.0,
+    unavailable: tuple[type[Exception], ...] = (),
+) -> None:
+    """Retry ``condition`` until true; an ``unavailable`` error (a server restarting) counts as false."""
+    waiting = Retrying(
+        retry=retry_if_result(lambda done: not done) | retry_if_exception_type(unavailable),
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(interval),
+    )
+    try:
+        waiting(condition)
+    except RetryError:
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}") from None
+
+
+def batches_with_records(progress_file: Path) -> int:
+    """Micro-batches with Kafka records the job has reported so far (after their commit), across
+    its restarts (each appends to the file)."""
+    return sum(1 for batch in read_batches(progress_file) if batch.kafka_records)
+
+
+def exit_cause(exit_code: int) -> str:
+    """Why the job exited, from its exit code: the codes fraudshop's job exits with, or the signal."""
+    if exit_code == KAFKA_DATA_LOSS_EXIT_CODE:
+        return "kafka data loss"
+    if exit_code == STUCK_BATCH_EXIT_CODE:
+        return "stuck batch (watchdog)"
+    if exit_code == 0:
+        return "stopped"
+    # Popen reports a signal as -N; a JVM that handled it exits with 128 + N.
+    signum = -exit_code if exit_code < 0 else exit_code - 128
+    if signum in signal.valid_signals():
+        return f"{'killed' if exit_code < 0 else 'stopped'} by {signal.Signals(signum).name}"
+    return "the stream failed"
+
+
+def configured_secrets(config: Config) -> list[str]:
+    values = (
+        config.cassandra.password,
+        config.cassandra.ssl_truststore_password,
+        config.kafka.sasl_password,
+        config.kafka.ssl_truststore_password,
+        config.api.token,
+    )
+    return [value for value in values if value]
+
+
+def command_lines_of_group(group: int) -> str:
+    """The command lines of every process in a process group (what `ps` shows anyone)."""
+    lines = []
+    for process in job_processes(group):
+        try:
+            lines.append(" ".join(process.cmdline()))
+        except psutil.Error:
+            continue  # it ended while we looked
+    return "\n".join(lines)
+
+
+class SupervisedJob:
+    """The detection job as a cluster manager would run it: restarted whenever it exits. Every
+    exit is recorded with its code and what the code means."""
+
+    def __init__(self, config: Config, job_log: Path) -> None:
+        self.config = config
+        self.job_log = job_log
+        self.exits: list[dict[str, Any]] = []
+        self.secret_on_command_line = False
+        self.last_fault = "none"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.job_log, "ab") as output:
+            self._process = start_job(self.config, output)
+        time.sleep(1)  # spark-submit has launched its JVM by now: check what `ps` shows of it
+        self._check_command_lines()
+
+    def signal(self, signum: int) -> None:
+        assert self._process is not None
+        signal_job(self._process.pid, signum)
+        self._record_exit(self._process.wait(timeout=120), after=self.last_fault)
+        self.start()
+
+    def keep_running(self) -> None:
+        """Restart the job if it exited on its own (e.g. the stuck-batch watchdog)."""
+        assert self._process is not None
+        if self._process.poll() is not None:
+            self._record_exit(self._process.returncode, after=self.last_fault)
+            self.start()
+        else:
+            self._check_command_lines()  # the Python driver, started later than the JVM, included
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop_job(self._process)
+
+    def _check_command_lines(self) -> None:
+        assert self._process is not None
+        command_lines = command_lines_of_group(self._process.pid)
+        self.secret_on_command_line |= any(secret in command_lines for secret in configured_secrets(self.config))
+
+    def _record_exit(self, code: int, after: str) -> None:
+        cause = exit_cause(code)
+        self.exits.append({"after": after, "exit_code": code, "cause": cause})
+        log.info("the job exited with code %d (%s) after %s", code, cause, after)
+
+
+def restart_local_server(config: Config) -> RestartServer:
+    """Restart a server of the embedded local stack."""
+    from fraudshop.lab.stack.cassandra import cassandra_server
+    from fraudshop.lab.stack.kafka import kafka_server
+
+    servers = {"cassandra": cassandra_server, "kafka": kafka_server}
+
+    def restart(name: str) -> None:
+        server = servers[name](config)
+        server.stop()
+        server.start(config.stack.start_timeout_seconds)
+
+    return restart
+
+
+def restart_with_commands(commands: Mapping[str, str]) -> RestartServer:
+    """Restart servers of your own stack with your commands (``systemctl restart kafka``, ...)."""
+
+    def restart(name: str) -> None:
+        if name not in commands:
+            raise ValueError(f"no restart command for {name}: pass --restart-command {name}=COMMAND")
+        subprocess.run(commands[name], shell=True, check=True)
+
+    return restart
+
+
+def _chunks(items: list[Any], count: int) -> list[list[Any]]:
+    size = -(-len(items) // count)
+    return [items[i * size : (i + 1) * size] for i in range(count)]
+
+
+def run_drill(
+    config: Config, plan: DrillPlan, session: Session, workdir: Path, restart_server: RestartServer
+) -> dict[str, Any]:
+    """Run ``plan`` against ``config``'s Kafka topic and Cassandra keyspace (both assumed to be
+    the drill's own, the schema applied); return the figures, which say whether it passed. The
+    drill follows the job's batches in ``config.job.progress_file``, which must be set."""
+    if not config.job.progress_file:
+        raise ValueError("the fault drill follows the job's batches in its progress file: set job.progress_file")
+    progress_file = Path(config.job.progress_file).expanduser()
+    keyspace = config.cassandra.keyspace
+    now = datetime.now(UTC)
+    changed = {account_number(i): f"CUST-{i}" for i in range(0, plan.accounts, plan.changed_every)}
+    for account, customer in changed.items():
+        record_profile_change(session, keyspace, ProfileChange(account, customer, "email", now - timedelta(hours=1)))
+    workload = list(
+        itertools.islice(synthetic_transactions(plan.accounts, seed=plan.seed, clock=lambda: now), plan.transactions)
+    )
+    malformed = [f"malformed record {i}".encode() for i in range(plan.malformed)]
+    expected_transactions = {(t["account_no"], t["tranid"]) for t in workload}
+    expected_alerts = {(changed[t["account_no"]], t["tranid"]) for t in workload if t["account_no"] in changed}
+
+    # One chunk before each fault and one after the last: each fault lands mid-stream, and what is
+    # produced after a restart shows the pipeline recovered.
+    chunks = _chunks(workload, len(plan.faults) + 1)
+    malformed_chunks = _chunks(malformed, len(plan.faults) + 1)
+    ensure_topic(config.kafka)
+    job_log = workdir / "job.log"
+    job = SupervisedJob(config, job_log)
+    started = time.monotonic()
+    recoveries: list[dict[str, Any]] = []
+    timeout = plan.step_timeout_seconds
+    try:
+        with step("producing the first part of the workload, starting the job"):
+            _produce(config, chunks[0], malformed_chunks[0])
+            job.start()
+        batches_at_fault = batches_with_records(progress_file)
+        for index, fault in enumerate(plan.faults, start=1):
+            with step(f"fault {index} of {len(plan.faults)} ({fault}): waiting for micro-batches") as shown:
+                wanted_batches = batches_at_fault + plan.batches_before_fault
+                mid_stream = partial(_job_did_more_batches, job, progress_file, wanted_batches)
+                _wait_for(mid_stream, timeout, f"micro-batches before fault {index} ({fault})")
+                log.info("fault %d of %d: %s", index, len(plan.faults), fault)
+                shown.update(f"fault {index} of {len(plan.faults)} ({fault}): striking")
+                struck = time.monotonic()
+                batches_at_fault = batches_with_records(progress_file)
+                recovery: dict[str, Any] = {"fault": str(fault)}
+                with _timed(recovery, "server_down_and_restart_seconds" if fault.server else "job_stop_seconds"):
+                    job.last_fault = str(fault)
+                    if fault.server:
+                        restart_server(fault.server)
+                    else:
+                        job.signal(signal.SIGKILL if fault is Fault.KILL_JOB else signal.SIGTERM)
+                # Produced after the fault: the pipeline has recovered once these are processed.
+                shown.update(f"fault {index} of {len(plan.faults)} ({fault}): waiting for the job to recover")
+                _produce(config, chunks[index], malformed_chunks[index])
+                recovered = partial(_job_did_more_batches, job, progress_file, batches_at_fault)
+                _wait_for(recovered, timeout, f"a micro-batch after fault {index} ({fault})")
+                recovery["seconds_to_next_batch"] = round(time.monotonic() - struck, 1)
+                recoveries.append(recovery)
+                shown.update(f"fault {index} of {len(plan.faults)} ({fault}): recovered")
+
+        wanted = {
+            ("transaction", "account_no, tranid"): len(expected_transactions),
+            ("transaction_rejects", "reason, source_offset"): len(malformed),
+            ("cust_fraud", "customer_id, tranid"): len(expected_alerts),
+        }
+
+        def all_stored() -> bool:
+            job.keep_running()
+            return all(len(stored_rows(session, keyspace, *table)) >= count for table, count in wanted.items())
+
+        with step("waiting for every row to be stored"):
+            _wait_for(all_stored, timeout, "every row", interval=3, unavailable=CASSANDRA_UNAVAILABLE)
+    finally:
+        job.stop()
+    elapsed = time.monotonic() - started
+
+    transactions = stored_rows(session, keyspace, "transaction", "account_no, tranid")
+    alerts = stored_rows(session, keyspace, "cust_fraud", "customer_id, tranid")
+    alert_rows = len(list(session.execute(f"SELECT tranid FROM {keyspace}.cust_fraud")))
+    rejects = len(stored_rows(session, keyspace, "transaction_rejects", "reason, source_offset"))
+    job_text = job_log.read_text(errors="replace")
+    figures = {
+        "faults": [str(fault) for fault in plan.faults],
+        "transactions_produced": len(workload),
+        "malformed_injected": len(malformed),
+        "transactions_lost": len(expected_transactions - transactions),
+        "transactions_extra": len(transactions - expected_transactions),
+        "alerts_expected": len(expected_alerts),
+        "alerts_lost": len(expected_alerts - alerts),
+        "alerts_extra": len(alerts - expected_alerts),
+        "alert_rows_duplicated": alert_rows - len(alerts),
+        "rejects_stored": rejects,
+        "recoveries": recoveries,
+        "job_exits": job.exits,
+        "secret_in_job_log": any(secret in job_text for secret in configured_secrets(config)),
+        "secret_on_command_line": job.secret_on_command_line,
+        "seconds": round(elapsed, 1),
+    }
+    figures["passed"] = (
+        figures["transactions_lost"] == figures["transactions_extra"] == 0
+        and figures["alerts_lost"] == figures["alerts_extra"] == figures["alert_rows_duplicated"] == 0
+        and rejects == len(malformed)
+        and not figures["secret_in_job_log"]
+        and not figures["secret_on_command_line"]
+    )
+    return figures
+
+
+def _job_did_more_batches(job: SupervisedJob, progress_file: Path, count: int) -> bool:
+    job.keep_running()
+    return batches_with_records(progress_file) > count
+
+
+def _produce(config: Config, transactions: list[Any], malformed: list[bytes]) -> None:
+    """Send the transactions and the malformed records; raises if the broker did not take every one."""
+    if transactions:
+        send_transactions(config.kafka, transactions, rate=0)
+    if malformed:
+        with checked_sender(config.kafka) as sender:
+            for value in malformed:
+                sender.send(value)
+
+
+@contextmanager
+def _timed(figures: dict[str, Any], name: str) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    figures[name] = round(time.monotonic() - started, 1)
+
+
+#: What ``fraudshop faults`` runs unless told otherwise: the job crash drill of the fault tests.
+DEFAULT_FAULTS = (Fault.KILL_JOB, Fault.KILL_JOB, Fault.KILL_JOB, Fault.STOP_JOB)
+
+
+def parse_restart_commands(assignments: list[str]) -> dict[str, str]:
+    """``kafka=COMMAND`` / ``cassandra=COMMAND`` pairs."""
+    commands = {}
+    for assignment in assignments:
+        server, sep, command = assignment.partition("=")
+        if not sep or server not in ("kafka", "cassandra") or not command.strip():
+            raise ValueError(f"--restart-command expects kafka=COMMAND or cassandra=COMMAND, got {assignment!r}")
+        commands[server] = command
+    return commands
+
+
+def run_drill_in_scratch(
+    config: Config, plan: DrillPlan, restart_commands: Mapping[str, str], work_dir: Path, keep: bool = False
+) -> dict[str, Any]:
+    """Run ``plan`` in a scratch keyspace and topic of ``config``'s stack. Servers restart with
+    ``restart_commands``, or, without them, as servers of the embedded local stack."""
+    from fraudshop.lab.scratch import scratch_space
+    from fraudshop.lab.stack import stack_is_running
+
+    servers = {fault.server for fault in plan.faults if fault.server}
+    if servers - set(restart_commands) and not stack_is_running(config):
+        missing = ", ".join(sorted(servers - set(restart_commands)))
+        raise ValueError(f"restarting {missing} of a stack that is not fraudshop's local one needs --restart-command")
+    # Several micro-batches per chunk of the workload, so every fault lands mid-stream.
+    per_trigger = max(1, plan.transactions // (4 * (len(plan.faults) + 1)))
+    if not 0 < config.kafka.max_offsets_per_trigger <= per_trigger:
+        config = config.with_settings(f"kafka.max_offsets_per_trigger={per_trigger}")
+    restart = restart_with_commands(restart_commands) if restart_commands else restart_local_server(config)
+    with scratch_space(config, "fault_drill", work_dir, keep=keep) as (scratch, session):
+        return run_drill(scratch, plan, session, work_dir, restart)

@@ -1,0 +1,197 @@
+"""A server process of the local stack: started detached, tracked by a pid file, ready when its
+port accepts connections and its log says so, stopped with SIGTERM (SIGKILL after a grace period).
+
+The pid file records the process's start time beside its pid: a pid the kernel has since given to
+another process is never mistaken for the server, nor signalled."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+log = logging.getLogger(__name__)
+
+
+class ServerStartError(RuntimeError):
+    """A server did not become ready; the message points at its log."""
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _is_alive(process: psutil.Process) -> bool:
+    """Running, and not a child that died and waits to be reaped (a zombie)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _listens_on(process: psutil.Process, port: int) -> bool:
+    try:
+        return any(
+            connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port
+            for connection in process.net_connections(kind="inet")
+        )
+    except psutil.Error:
+        return False
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    name: str
+    command: tuple[str, ...]
+    host: str
+    port: int
+    #: The server's own log, and the line in it that says the server is ready.
+    server_log: Path
+    ready_line: re.Pattern[str]
+    run_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        """The server's pid on its first line, its start time (psutil's create_time) on the second."""
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def console_log(self) -> Path:
+        return self.run_dir / f"{self.name}.out"
+
+    def process(self) -> psutil.Process | None:
+        """The running server, if the pid file names a live process that is it: the same start
+        time as recorded (a pid file of an older fraudshop, without one: listening on the server's
+        port)."""
+        try:
+            lines = self.pid_file.read_text().split()
+            pid = int(lines[0])
+            started = float(lines[1]) if len(lines) > 1 else None
+            process = psutil.Process(pid)
+            if not _is_alive(process):
+                return None
+            if started is not None:
+                same = abs(process.create_time() - started) < 0.01
+            else:
+                same = _listens_on(process, self.port)
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return None
+        if not same:
+            log.warning("%s: pid %d of %s belongs to another process now; ignoring it", self.name, pid, self.pid_file)
+            return None
+        return process
+
+    def pid(self) -> int | None:
+        process = self.process()
+        return process.pid if process else None
+
+    def is_running(self) -> bool:
+        return self.process() is not None
+
+    def start(self, timeout_seconds: float) -> float:
+        """Start unless already running; return seconds spent waiting for readiness."""
+        if self.is_running():
+            log.info("%s already running (pid %s) on %s:%d", self.name, self.pid(), self.host, self.port)
+            return 0.0
+        if port_is_open(self.host, self.port):
+            raise ServerStartError(
+                f"{self.name}: port {self.host}:{self.port} is taken by a process fraudshop did not start; "
+                "stop it or choose another port in the config"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.server_log.parent.mkdir(parents=True, exist_ok=True)
+        log_offset = self.server_log.stat().st_size if self.server_log.exists() else 0
+        started = time.monotonic()
+        with open(self.console_log, "ab") as console:
+            process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the command that started it
+            )
+        self.pid_file.write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()}\n")
+        log.info("starting %s (pid %d), log %s", self.name, process.pid, self.server_log)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise ServerStartError(
+                    f"{self.name} exited with code {process.returncode} while starting; see {self.server_log} "
+                    f"and {self.console_log}"
+                )
+            return port_is_open(self.host, self.port) and self._log_says_ready(log_offset)
+
+        def report(state: RetryCallState) -> None:
+            if state.attempt_number % 20 == 0:  # every 10 s
+                log.info("waiting for %s … %.0f s", self.name, time.monotonic() - started)
+
+        waiting = Retrying(
+            retry=retry_if_result(lambda is_ready: not is_ready),
+            stop=stop_after_delay(timeout_seconds),
+            wait=wait_fixed(0.5),
+            before_sleep=report,
+        )
+        try:
+            waiting(ready)
+        except RetryError:
+            self.stop()
+            raise ServerStartError(
+                f"{self.name} was not ready after {timeout_seconds:.0f} s; see {self.server_log}"
+            ) from None
+        elapsed = time.monotonic() - started
+        log.info("%s ready on %s:%d after %.1f s", self.name, self.host, self.port, elapsed)
+        return elapsed
+
+    def _log_says_ready(self, offset: int) -> bool:
+        try:
+            with open(self.server_log, errors="replace") as server_log:
+                server_log.seek(offset)
+                return self.ready_line.search(server_log.read()) is not None
+        except FileNotFoundError:
+            return False
+
+    def stop(self, grace_seconds: float = 60) -> None:
+        """SIGTERM the server's process group, SIGKILL after ``grace_seconds``; only if the pid
+        file names this server (see :meth:`process`)."""
+        process = self.process()
+        if process is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        log.info("stopping %s (pid %d)", self.name, process.pid)
+        self._signal_group(process, signal.SIGTERM)
+        # psutil.wait_procs also reaps the server when this process started it.
+        _, alive = psutil.wait_procs([process], timeout=grace_seconds)
+        if alive:
+            log.warning("%s did not stop within %.0f s; killing it", self.name, grace_seconds)
+            self._signal_group(process, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=10)
+        self.pid_file.unlink(missing_ok=True)
+
+    def _signal_group(self, process: psutil.Process, signum: int) -> None:
+        # The server leads its own group (start_new_session), which includes anything it started.
+        try:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+
+    def status(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            return f"{self.name}: stopped"
+        state = "ready" if port_is_open(self.host, self.port) else "starting"
+        return f"{self.name}: {state} (pid {pid}) on {self.host}:{self.port}, log {self.server_log}"

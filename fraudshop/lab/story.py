@@ -1,0 +1,436 @@
+"""The proofshop story on the local stack, told by ``fraudshop demo`` and by the presenter notebook
+``notebooks/fraudshop_demo.ipynb`` with the same steps:
+
+1. :func:`start_stack`: the local Kafka and Cassandra, the tables and the topic;
+2. :func:`start_services`: the HTTP API and the streaming job (spark-submit);
+3. :func:`start_producer` and :func:`watch_transactions`: transactions arrive;
+4. :func:`post_change`, :func:`wait_for_alerts`, :func:`show_alerts`: a customer changes a profile
+   and the next micro-batch flags the account's transactions, for each of :data:`DEMO_CHANGES`;
+5. :func:`watch_alerts`, :func:`plot_alerts`, :func:`show_counts`: the stream keeps flagging.
+
+:class:`Running` holds everything started, and stops it all, also when a step fails halfway (and at
+interpreter exit). Every wait is bounded, and gives up at once when the job has stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from cassandra.cluster import Session
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from fraudshop.config import Config, KafkaConfig, as_environment
+from fraudshop.io.cassandra.reads import ALERT_SUMMARY_COLUMNS
+from fraudshop.io.cassandra.schema import apply_schema
+from fraudshop.io.cassandra.session import cassandra_session
+from fraudshop.io.kafka.producer import send_transactions
+from fraudshop.io.kafka.topics import ensure_topic
+from fraudshop.jobs.launcher import start_job, stop_job
+from fraudshop.lab.console import print_table, step
+from fraudshop.lab.stack import stack_up
+from fraudshop.lab.workload import account_number, synthetic_transactions
+from fraudshop.model.changes import ChangeType
+from fraudshop.model.tables import TRANSACTION_KEY
+from fraudshop.service.client import ApiClient
+
+log = logging.getLogger(__name__)
+
+#: (account index, customer, change type) of the three profile changes the story records, in order.
+DEMO_CHANGES: tuple[tuple[int, str, str], ...] = (
+    (3, "CUST-ALICE", ChangeType.EMAIL.value),
+    (11, "CUST-BOB", ChangeType.PHONE.value),
+    (27, "CUST-CAROL", ChangeType.ADDRESS.value),
+)
+#: The producer stops by itself after this long, should a notebook be left running.
+PRODUCER_SAFETY_LIMIT = timedelta(minutes=30)
+#: The latest transactions as the story shows them: their key, what and where.
+LATEST_TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_KEY, "amount", "merchant")
+
+
+class _NotYet(TimeoutError):
+    """What a bounded wait raises when its time is up."""
+
+
+def _wait_until(
+    what: str, ready: Callable[[], bool], alive: Callable[[], None], timeout: float, interval: float = 1
+) -> float:
+    """Wait until ``ready()``, at most ``timeout`` seconds; ``alive()`` raises as soon as what we
+    wait on has died, which ends the wait at once. Returns the seconds waited."""
+    started = time.monotonic()
+
+    def attempt() -> None:
+        alive()
+        if not ready():
+            raise _NotYet(f"no {what} within {timeout:.0f} s")
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(interval),
+        retry=retry_if_exception_type(_NotYet),
+        reraise=True,
+    )
+    with step(f"waiting for {what}"):
+        retrying(attempt)
+    return time.monotonic() - started
+
+
+def _utc(text: str) -> datetime:
+    """An ISO-8601 time from the API ("Z" or an offset) as an aware UTC datetime."""
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%H:%M:%S.%f")[:-3]
+
+
+@dataclass(frozen=True)
+class PostedChange:
+    """A profile change as the API stored it."""
+
+    customer_id: str
+    account_no: str
+    change_type: str
+    #: When the profile changed: the start of its 24 h window.
+    last_updated: datetime
+    #: When the API wrote it; the job picks it up on its next micro-batch.
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One row of ``cust_fraud`` as ``GET /customers/{id}/alerts`` returns it (the columns a person
+    reads: :data:`ALERT_SUMMARY_COLUMNS`)."""
+
+    customer_id: str
+    tranpostdt: datetime
+    tranid: str
+    account_no: str
+    amount: float
+    change_type: str
+    last_updated: datetime
+    qualifying_changes: int
+    detected_at: datetime | None
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> Alert:
+        return cls(
+            customer_id=item["customer_id"],
+            tranpostdt=_utc(item["tranpostdt"]),
+            tranid=item["tranid"],
+            account_no=item["account_no"],
+            amount=float(item["amount"]),
+            change_type=item["change_type"],
+            last_updated=_utc(item["last_updated"]),
+            qualifying_changes=int(item["qualifying_changes"] or 0),
+            detected_at=_utc(item["detected_at"]) if item.get("detected_at") else None,
+        )
+
+    def shown_line(self) -> str:
+        """The parseable line the notebook's last cell prints for each alert it showed."""
+        return f"SHOWN {self.customer_id} {self.account_no} {self.tranid} {self.tranpostdt.isoformat()}"
+
+
+@dataclass
+class Running:
+    """Everything the story starts. :meth:`stop` ends it all, in an order that signals every
+    process before waiting for any; it also runs when the interpreter exits, so a failed step
+    leaves nothing behind. The local stack is not ours to stop."""
+
+    config: Config
+    session: Session | None = None
+    stop_producing: threading.Event = field(default_factory=threading.Event)
+    producer: threading.Thread | None = None
+    api: subprocess.Popen[bytes] | None = None
+    job: subprocess.Popen[bytes] | None = None
+    _resources: ExitStack = field(default_factory=ExitStack)
+
+    def __post_init__(self) -> None:
+        atexit.register(self.stop)
+
+    @property
+    def keyspace(self) -> str:
+        return self.config.cassandra.keyspace
+
+    @property
+    def cassandra(self) -> Session:
+        """The driver session, opened by :func:`start_stack` and closed by :meth:`stop`."""
+        if self.session is None:
+            self.session = self._resources.enter_context(cassandra_session(self.config.cassandra))
+        return self.session
+
+    def check_job(self) -> None:
+        if self.job is not None and self.job.poll() is not None:
+            raise RuntimeError(f"the streaming job stopped (exit {self.job.returncode}); see its log")
+
+    def stop(self) -> None:
+        self.stop_producing.set()
+        if self.api is not None and self.api.poll() is None:
+            self.api.terminate()
+        if self.job is not None:
+            stop_job(self.job)
+        if self.api is not None:
+            try:
+                self.api.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.api.kill()
+                self.api.wait()
+        if self.producer is not None:
+            self.producer.join(timeout=30)
+        self._resources.close()
+        self.session = None
+
+
+def with_api_token(config: Config) -> Config:
+    """``config`` with an API token: the configured one, or a fresh one for this run, so the API
+    is protected as in production with nothing to configure."""
+    if config.api.token:
+        return config
+    return config.with_settings(f"api.token={secrets.token_urlsafe(16)}")
+
+
+def log_dir(config: Config) -> Path:
+    """Where the story's API and job write their logs: beside the local stack's."""
+    logs = config.stack.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+def start_stack(config: Config) -> Running:
+    """Start the local stack (instant when it runs), then create the tables and the topic if missing."""
+    for server, seconds in stack_up(config).items():
+        print(f"{server}: ready" + (f" after {seconds:.0f} s" if seconds else " (already running)"), flush=True)
+    running = Running(config)
+    apply_schema(running.cassandra, config.cassandra)
+    ensure_topic(config.kafka)
+    return running
+
+
+def start_api(config: Config, output: IO[bytes], timeout_seconds: float = 60) -> subprocess.Popen[bytes]:
+    """Start ``fraudshop api`` for ``config`` in the background and wait until it is healthy."""
+    api = subprocess.Popen(
+        [sys.executable, "-m", "fraudshop.cli", "api"],
+        env={**os.environ, **as_environment(config)},
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    client = ApiClient(f"http://{config.api.host}:{config.api.port}", config.api.token)
+
+    def api_alive() -> None:
+        if api.poll() is not None:
+            raise RuntimeError(f"the API exited with code {api.returncode}; see {Path(output.name)}")
+
+    try:
+        _wait_until("healthy API", client.is_healthy, api_alive, timeout_seconds, interval=0.5)
+    except _NotYet:
+        api.terminate()
+        raise
+    return api
+
+
+def start_services(running: Running, log_name: str) -> ApiClient:
+    """Start the HTTP API (returns once it answers /health) and the streaming job, their logs
+    ``<log_name>-api.log`` and ``<log_name>-job.log`` under :func:`log_dir`."""
+    config = running.config
+    logs = log_dir(config)
+    with open(logs / f"{log_name}-api.log", "ab") as output:
+        running.api = start_api(config, output)
+    api = ApiClient(f"http://{config.api.host}:{config.api.port}", config.api.token)
+    job_log = logs / f"{log_name}-job.log"
+    with open(job_log, "ab") as output:
+        running.job = start_job(config, output)
+    print(f"API up at {api.base_url} (docs: /docs); job starting (spark-submit), its log: {job_log}", flush=True)
+    return api
+
+
+def start_producer(kafka: KafkaConfig, accounts: int, rate: float, stop: threading.Event) -> threading.Thread:
+    """Send synthetic transactions over ``accounts`` accounts at ``rate`` per second until ``stop``."""
+    producer = threading.Thread(
+        target=send_transactions,
+        args=(kafka, synthetic_transactions(accounts, seed=int(time.time())), rate),
+        kwargs={"duration": PRODUCER_SAFETY_LIMIT, "stop": stop},
+        name="fraudshop-producer",
+        daemon=True,
+    )
+    producer.start()
+    return producer
+
+
+def transaction_count(session: Session, keyspace: str, accounts: int) -> int:
+    """Stored transactions of the story's accounts (one partition count each)."""
+    statement = session.prepare(f"SELECT count(*) FROM {keyspace}.transaction WHERE account_no = ?")
+    return sum(session.execute(statement, (account_number(i),)).one()[0] for i in range(accounts))
+
+
+def _recent_transactions(session: Session, keyspace: str, accounts: int, per_account: int) -> list[Any]:
+    statement = session.prepare(
+        f"SELECT {', '.join(LATEST_TRANSACTION_COLUMNS)} FROM {keyspace}.transaction WHERE account_no = ? LIMIT ?"
+    )
+    rows = [row for i in range(accounts) for row in session.execute(statement, (account_number(i), per_account))]
+    return sorted(rows, key=lambda row: row.tranpostdt, reverse=True)
+
+
+def watch_transactions(running: Running, accounts: int, seconds: float = 8, timeout: float = 300) -> None:
+    """Wait for the job's first micro-batch to store transactions of this run, then print the
+    stored count for a few seconds and the latest transactions."""
+    session, keyspace = running.cassandra, running.keyspace
+    earlier = transaction_count(session, keyspace, accounts)  # those of an earlier run, if any
+    waited = _wait_until(
+        "new transaction in Cassandra",
+        lambda: transaction_count(session, keyspace, accounts) > earlier,
+        running.check_job,
+        timeout,
+        interval=2,
+    )
+    print(f"first transactions stored after {waited:.0f} s", flush=True)
+    for _ in range(max(1, round(seconds / 2))):
+        time.sleep(2)
+        print(f"{_clock(datetime.now(UTC))}  {transaction_count(session, keyspace, accounts):6d} stored", flush=True)
+    latest = _recent_transactions(session, keyspace, accounts, per_account=1)[:6]
+    print("\nThe latest ones:", flush=True)
+    print_table(LATEST_TRANSACTION_COLUMNS, [[getattr(row, c) for c in LATEST_TRANSACTION_COLUMNS] for row in latest])
+
+
+def post_change(api: ApiClient, account_index: int, customer_id: str, change_type: str) -> PostedChange:
+    """``POST /changes`` for the account, changed now; prints what was recorded."""
+    stored = api.record_change(account_number(account_index), customer_id, change_type)
+    change = PostedChange(
+        customer_id=stored["customer_id"],
+        account_no=stored["account_no"],
+        change_type=stored["change_type"],
+        last_updated=_utc(stored["last_updated"]),
+        recorded_at=_utc(stored["recorded_at"]),
+    )
+    print(
+        f"POST /changes: {change.customer_id} changed {change.change_type} on {change.account_no} "
+        f"at {_clock(change.last_updated)} UTC",
+        flush=True,
+    )
+    return change
+
+
+def alerts_of(api: ApiClient, change: PostedChange) -> list[Alert]:
+    """The alerts that name ``change`` (not those of an earlier run's change), oldest first."""
+    found = (Alert.from_api(item) for item in api.alerts_of_customer(change.customer_id))
+    return sorted((alert for alert in found if alert.last_updated == change.last_updated), key=lambda a: a.tranpostdt)
+
+
+def wait_for_alerts(api: ApiClient, change: PostedChange, running: Running, timeout: float = 120) -> list[Alert]:
+    """Wait until the change has flagged a transaction; return its alerts, oldest first."""
+    _wait_until(
+        f"alert for {change.customer_id}'s change", lambda: bool(alerts_of(api, change)), running.check_job, timeout
+    )
+    return alerts_of(api, change)
+
+
+def show_alerts(running: Running, change: PostedChange, alerts: Sequence[Alert]) -> None:
+    """How soon after the change its first alert was written, that none of the account's earlier
+    transactions is flagged for it, and its alerts."""
+    first = alerts[0]
+    if first.detected_at is not None:
+        delay = (first.detected_at - change.recorded_at).total_seconds()
+        print(f"first alert written by the micro-batch at {_clock(first.detected_at)}, {delay:.1f} s after the change")
+    before = running.cassandra.execute(
+        f"SELECT count(*) FROM {running.keyspace}.transaction WHERE account_no = %s AND tranpostdt < %s",
+        (change.account_no, change.last_updated),
+    ).one()[0]
+    flagged_before = sum(alert.tranpostdt < change.last_updated for alert in alerts)
+    print(f"{change.account_no} had {before} transactions before the change; {flagged_before} of them flagged for it\n")
+    print_table(ALERT_SUMMARY_COLUMNS, [[getattr(alert, c) for c in ALERT_SUMMARY_COLUMNS] for alert in alerts])
+
+
+def watch_alerts(api: ApiClient, changes: Sequence[PostedChange], running: Running, seconds: float = 15) -> None:
+    """Print each customer's alert count every 5 s for ``seconds``: the stream keeps flagging."""
+    for tick in range(max(1, round(seconds / 5)) + 1):
+        if tick:
+            time.sleep(5)
+        running.check_job()
+        counts = "  ".join(f"{change.customer_id} {len(alerts_of(api, change)):4d}" for change in changes)
+        print(f"{_clock(datetime.now(UTC))}  {counts}", flush=True)
+
+
+def plot_alerts(alerts: Mapping[str, Sequence[Alert]], changes: Sequence[PostedChange]) -> Figure:
+    """Cumulative alerts over time, one line per customer, a dashed line at each one's change."""
+    figure = Figure(figsize=(9, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for index, change in enumerate(changes):
+        color = f"C{index}"
+        times = [alert.tranpostdt for alert in alerts.get(change.customer_id, ())]
+        label = f"{change.customer_id} ({change.change_type} change on {change.account_no})"
+        # matplotlib converts datetimes at run time; its type stubs only admit numbers, hence Any.
+        x: Any = [change.last_updated, *times]
+        axes.step(x, range(len(x)), where="post", color=color, label=label)
+        axes.axvline(x[0], color=color, linestyle="--", linewidth=1)
+    axes.set_xlabel("transaction time (UTC)")
+    axes.set_ylabel("alerts (cumulative)")
+    axes.set_title("Flagged transactions per customer; dashed: the profile change")
+    left: Any = min(change.last_updated for change in changes) - timedelta(seconds=5)
+    axes.set_xlim(left=left)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(loc="upper left")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def show_counts(alerts: Mapping[str, Sequence[Alert]], changes: Sequence[PostedChange]) -> None:
+    """Per customer: the change, how many alerts it brought, the first and the last."""
+    rows = []
+    for change in changes:
+        found = alerts.get(change.customer_id, ())
+        first = found[0].tranpostdt if found else None
+        last = found[-1].tranpostdt if found else None
+        rows.append(
+            [change.customer_id, change.account_no, change.change_type, change.last_updated, len(found), first, last]
+        )
+    print_table(("customer_id", "account_no", "change", "changed_at", "alerts", "first_alert", "last_alert"), rows)
+
+
+def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) -> None:
+    """``fraudshop demo``: the story in a terminal. Each change is followed by ``duration`` / 3 of
+    streaming, its alert counts printed as they grow."""
+    generated_token = not config.api.token
+    config = with_api_token(config)
+    print("== 1. Local stack: a Kafka broker and a Cassandra node on 127.0.0.1", flush=True)
+    running = start_stack(config)
+    try:
+        print("== 2. The profile-change API and the streaming job", flush=True)
+        api = start_services(running, "demo")
+        if generated_token:  # so that you can call the API yourself while the demo runs
+            token_file = log_dir(config) / "demo-api-token"
+            token_file.touch(mode=0o600)
+            token_file.write_text(config.api.token + "\n")
+            print(f"   bearer token of this run's API in {token_file}")
+        print(f"== 3. Producing {rate:.0f} transactions/s over {accounts} accounts to topic {config.kafka.topic}")
+        logging.getLogger("fraudshop.io.kafka.producer").setLevel(logging.WARNING)  # the alerts are the show
+        running.producer = start_producer(config.kafka, accounts, rate, stop=running.stop_producing)
+        watch_transactions(running, accounts)
+        print("\n== 4. Transactions are landing in bank.transaction. Now customers change their profiles:")
+        changes: list[PostedChange] = []
+        for index, customer, change_type in DEMO_CHANGES:
+            change = post_change(api, index, customer, change_type)
+            show_alerts(running, change, wait_for_alerts(api, change, running))
+            changes.append(change)
+            watch_alerts(api, changes, running, seconds=duration.total_seconds() / len(DEMO_CHANGES))
+            print()
+        print("== 5. Alerts per customer. One customer's: fraudshop alerts --customer CUST-ALICE")
+        show_counts({change.customer_id: alerts_of(api, change) for change in changes}, changes)
+    finally:
+        running.stop()
+    print("The local stack is still running for your queries; stop it with: fraudshop stack down")

@@ -1,0 +1,70 @@
+"""A customer profile change: the event the fraud rule reacts to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class ChangeType(StrEnum):
+    """What changed in the profile: the API's schema lists these, the CLI offers them."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    ADDRESS = "address"
+    OTHER = "other"
+
+
+CHANGE_TYPES: tuple[str, ...] = tuple(change_type.value for change_type in ChangeType)
+
+
+def to_cassandra_time(moment: datetime) -> datetime:
+    """UTC, truncated to the millisecond: what a Cassandra timestamp keeps."""
+    if moment.tzinfo is None:
+        raise ValueError("a time zone is required")
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    account_no: str
+    customer_id: str
+    change_type: str
+    #: When the profile changed (UTC, millisecond precision).
+    last_updated: datetime
+
+    def __post_init__(self) -> None:
+        if self.change_type not in CHANGE_TYPES:
+            raise ValueError(f"change_type must be one of {', '.join(CHANGE_TYPES)}, got {self.change_type!r}")
+        for name in ("account_no", "customer_id"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be empty")
+        object.__setattr__(self, "last_updated", to_cassandra_time(self.last_updated))
+
+    @property
+    def key(self) -> tuple[str, datetime, str]:
+        """cust_change's primary key: recording the same change again overwrites it."""
+        return (self.account_no, self.last_updated, self.change_type)
+
+
+def recorded_hour(recorded_at: datetime) -> datetime:
+    return recorded_at.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    """A cust_change_log entry: a change as it was recorded, and when."""
+
+    recorded_at: datetime
+    change: ProfileChange
+    #: Whom the change's key belonged to before this recording, when it was recorded again for
+    #: another customer (an owner correction): that customer's alerts for the change are stale.
+    previous_customer_id: str | None = None
+
+    @property
+    def key(self) -> tuple[datetime, str, datetime, str]:
+        """cust_change_log's primary key (its partition, the hour, follows from recorded_at): each
+        recording of a change is an entry of its own, even of the same change for the same customer."""
+        return (self.recorded_at, *self.change.key)

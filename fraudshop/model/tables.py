@@ -1,0 +1,88 @@
+"""The columns and keys of every table of ``bank.cql``, named once. A unit test checks each tuple
+against the CQL file, so the schema and the code cannot drift apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib.resources import files
+
+from fraudshop.model.records import TEXT_FIELDS
+
+
+def schema_cql() -> str:
+    """The data model, bank.cql: `fraudshop schema apply` runs it in the configured keyspace.
+    Read as a resource, so it is found in a wheel and in a zip passed to spark-submit --py-files."""
+    return files(__package__ or "fraudshop.model").joinpath("bank.cql").read_text()
+
+
+#: Where a row came from on Kafka, carried by transactions and rejects.
+LINEAGE_COLUMNS: tuple[str, ...] = ("source_topic", "source_partition", "source_offset", "source_timestamp")
+
+#: bank.transaction, in table order.
+TRANSACTION_KEY: tuple[str, ...] = ("account_no", "tranpostdt", "tranid")
+TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_KEY, "amount", *TEXT_FIELDS, "tranamt", *LINEAGE_COLUMNS)
+
+#: bank.cust_change (a profile change, keyed by account); cust_change_by_customer and
+#: cust_change_log hold the same columns under other keys.
+CHANGE_KEY: tuple[str, ...] = ("account_no", "last_updated", "change_type")
+CHANGE_COLUMNS: tuple[str, ...] = (*CHANGE_KEY, "customer_id")
+CHANGE_BY_CUSTOMER_KEY: tuple[str, ...] = ("customer_id", "last_updated", "account_no", "change_type")
+CHANGE_LOG_KEY: tuple[str, ...] = ("recorded_hour", "recorded_at", *CHANGE_KEY)
+#: The customer a change's key belonged to before it was recorded again for another customer
+#: (an owner correction); null otherwise.
+PREVIOUS_CUSTOMER = "previous_customer_id"
+CHANGE_LOG_COLUMNS: tuple[str, ...] = (*CHANGE_LOG_KEY, "customer_id", PREVIOUS_CUSTOMER)
+
+#: bank.job_progress.
+JOB_PROGRESS_COLUMNS: tuple[str, ...] = ("job", "changes_scanned_until")
+
+#: bank.cust_fraud: a flagged transaction, as the detection rule returns it (ALERT_COLUMNS), plus
+#: when the job wrote it.
+ALERT_KEY: tuple[str, ...] = ("customer_id", "tranpostdt", "tranid")
+ALERT_COLUMNS: tuple[str, ...] = (
+    *ALERT_KEY,
+    "account_no",
+    "amount",
+    "change_type",
+    "last_updated",
+    "qualifying_changes",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+)
+CUST_FRAUD_COLUMNS: tuple[str, ...] = (*ALERT_COLUMNS, "detected_at")
+#: bank.cust_fraud_by_day: the same alerts by the UTC day of the transaction.
+CUST_FRAUD_BY_DAY_KEY: tuple[str, ...] = ("day", "tranpostdt", "tranid")
+CUST_FRAUD_BY_DAY_COLUMNS: tuple[str, ...] = ("day", *CUST_FRAUD_COLUMNS)
+
+#: bank.transaction_rejects: a record that is not a transaction, kept whole with its reason.
+REJECT_KEY: tuple[str, ...] = ("reason", "source_topic", "source_partition", "source_offset")
+REJECT_COLUMNS: tuple[str, ...] = (*REJECT_KEY, "detail", "raw_value", "source_timestamp", "rejected_at")
+
+#: Every table and its columns, as the schema test checks them.
+TABLES: dict[str, tuple[str, ...]] = {
+    "transaction": TRANSACTION_COLUMNS,
+    "cust_change": CHANGE_COLUMNS,
+    "cust_change_by_customer": CHANGE_BY_CUSTOMER_KEY,
+    "cust_change_log": CHANGE_LOG_COLUMNS,
+    "job_progress": JOB_PROGRESS_COLUMNS,
+    "cust_fraud": CUST_FRAUD_COLUMNS,
+    "cust_fraud_by_day": CUST_FRAUD_BY_DAY_COLUMNS,
+    "transaction_rejects": REJECT_COLUMNS,
+}
+#: Each table's primary key, partition key first.
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "transaction": TRANSACTION_KEY,
+    "cust_change": CHANGE_KEY,
+    "cust_change_by_customer": CHANGE_BY_CUSTOMER_KEY,
+    "cust_change_log": CHANGE_LOG_KEY,
+    "job_progress": JOB_PROGRESS_COLUMNS[:1],
+    "cust_fraud": ALERT_KEY,
+    "cust_fraud_by_day": CUST_FRAUD_BY_DAY_KEY,
+    "transaction_rejects": REJECT_KEY,
+}
+
+#: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).
+AlertKey = tuple[str, datetime, str]
+#: A cust_change primary key's values: (account_no, last_updated, change_type).
+ChangeKey = tuple[str, datetime, str]

@@ -1,0 +1,46 @@
+"""What one micro-batch did: record counts and the time each step took."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class BatchMetrics:
+    """Counts and step timings of one micro-batch (of its last attempt, when it was retried).
+
+    Steps, each one Spark job or two (a job per step would add its fixed cost to every batch):
+    ``transactions`` (read the records from Kafka, parse them, write the transactions),
+    ``rejects`` (write the malformed records), ``alerts`` (read the batch's accounts' changes from
+    cust_change, apply the rule, write cust_fraud and cust_fraud_by_day) and ``late_changes``
+    (the scan for changes recorded since the last batch and the alerts they add). A step that did
+    not run is absent.
+    """
+
+    batch_id: int
+    kafka_records: int = 0
+    transactions: int = 0
+    rejected: int = 0
+    alert_rows: int = 0
+    late_changes: int = 0  # recorded changes the late-change scan handled
+    late_alert_rows: int = 0
+    step_ms: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.step_ms[name] = round(self.step_ms.get(name, 0.0) + elapsed, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        del fields["batch_id"]
+        return fields

@@ -1,0 +1,160 @@
+"""Whole-batch retries and the stuck-batch watchdog, around any ``foreachBatch`` function.
+
+How ``job.batch_attempts``, ``job.batch_retry_backoff_seconds`` and ``job.batch_timeout_seconds``
+relate, all counted from the moment Spark hands the batch over:
+
+- The watchdog ends the job (exit 70) once the batch has run for ``batch_timeout_seconds``: a call
+  stuck inside the JVM cannot be interrupted, and a restarted job resumes the batch from its
+  checkpoint.
+- A failed attempt is retried after ``batch_retry_backoff_seconds * 2 ** (n - 1)`` seconds (n = the
+  attempt that failed: 2, 4, 8 … s by default), up to ``batch_attempts`` attempts in all.
+- Retries stay inside the watchdog's budget: an attempt is only started if, after its backoff, it
+  could still take as long as the longest attempt so far and end before the deadline. Otherwise
+  the batch's last error is raised at once, so the stream fails with that error (not with the
+  watchdog's) and the job, restarted, resumes the batch from its checkpoint.
+
+So ``batch_attempts`` is an upper bound; with the defaults (6 attempts, 2 s, 300 s) the full
+schedule (62 s of backoff) fits the budget unless each attempt takes about 40 s. A batch is
+processed at least once or the call raises: it never returns without having processed it, which
+Spark would take as done and commit its offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
+
+log = logging.getLogger(__name__)
+
+#: What Spark's ``foreachBatch`` calls: the micro-batch and its id.
+BatchFunction = Callable[[DataFrame, int], None]
+#: Exit code of a job stopped by the stuck-batch watchdog (EX_SOFTWARE).
+STUCK_BATCH_EXIT_CODE = 70
+
+
+def is_kafka_data_loss(error: BaseException) -> bool:
+    """Spark's Kafka source reports lost records with advice naming its ``failOnDataLoss`` option."""
+    return "failOnDataLoss" in str(error)
+
+
+def first_line(error: BaseException) -> str:
+    """The gist of an error; for a Java one (Py4J) its exception, not the Python call site."""
+    java_exception = getattr(error, "java_exception", None)
+    text = (str(java_exception) if java_exception is not None else str(error)).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def exit_stuck_job(batch_id: int, timeout_seconds: float) -> None:
+    log.error(
+        "batch %d has not finished after %.0f s: a Cassandra or Kafka call is stuck. Stopping the job; "
+        "restart it and it resumes this batch from its checkpoint.",
+        batch_id,
+        timeout_seconds,
+    )
+    logging.shutdown()
+    os._exit(STUCK_BATCH_EXIT_CODE)
+
+
+class ResilientBatch:
+    """``process`` retried as a whole on failure and watched for being stuck (see the module's
+    docstring for how the settings relate). Every write of a batch must be idempotent. Kafka data
+    loss is never retried: a retry would read the same missing offsets."""
+
+    def __init__(
+        self,
+        process: BatchFunction,
+        attempts: int,
+        backoff_seconds: float,
+        timeout_seconds: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_stuck: Callable[[int, float], None] = exit_stuck_job,
+    ) -> None:
+        if attempts < 1:
+            # With no attempt, the batch would "succeed" unprocessed and Spark commit its offsets.
+            raise ValueError(f"a batch needs at least 1 attempt, got {attempts}")
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise ValueError(f"the batch timeout must be > 0 seconds, got {timeout_seconds}")
+        self.process = process
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self.timeout_seconds = timeout_seconds
+        self.clock = clock
+        self.sleep = sleep
+        self.on_stuck = on_stuck
+
+    def __call__(self, records: DataFrame, batch_id: int) -> None:
+        started = self.clock()
+        watchdog = self._start_watchdog(batch_id)
+        longest_attempt = 0.0
+        out_of_time = False
+
+        def attempt() -> None:
+            nonlocal longest_attempt
+            attempt_started = self.clock()
+            try:
+                self.process(records, batch_id)
+            finally:
+                longest_attempt = max(longest_attempt, self.clock() - attempt_started)
+
+        def stop(state: RetryCallState) -> bool:
+            nonlocal out_of_time
+            if state.attempt_number >= self.attempts:
+                return True
+            if self.timeout_seconds is None:
+                return False
+            # The next attempt, after its backoff, must be able to take as long as the longest one
+            # so far and still end before the watchdog fires: otherwise fail now, with this error.
+            next_end = self.clock() - started + state.upcoming_sleep + longest_attempt
+            out_of_time = next_end >= self.timeout_seconds
+            return out_of_time
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "batch %d failed (attempt %d of %d), retrying in %.0f s: %s",
+                batch_id,
+                state.attempt_number,
+                self.attempts,
+                state.upcoming_sleep,
+                first_line(error) if error else "",
+            )
+
+        retrying = Retrying(
+            stop=stop,
+            wait=wait_exponential(multiplier=self.backoff_seconds, exp_base=2),
+            retry=retry_if_exception(lambda error: not is_kafka_data_loss(error)),
+            before_sleep=log_retry,
+            sleep=self.sleep,
+            reraise=True,  # the stream fails with the batch's own last error
+        )
+        try:
+            retrying(attempt)
+        except Exception as error:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            why = (
+                f" (another attempt could not end within the {self.timeout_seconds:.0f} s timeout)"
+                if out_of_time
+                else ""
+            )
+            log.error("batch %d failed %d time(s), giving up%s: %s", batch_id, attempts, why, first_line(error))
+            raise
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _start_watchdog(self, batch_id: int) -> threading.Timer | None:
+        """Call ``on_stuck`` (by default: exit the job) if this batch outlives ``timeout_seconds``."""
+        if self.timeout_seconds is None:
+            return None
+        watchdog = threading.Timer(self.timeout_seconds, self.on_stuck, (batch_id, self.timeout_seconds))
+        watchdog.daemon = True
+        watchdog.start()
+        return watchdog

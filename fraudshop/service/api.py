@@ -1,0 +1,211 @@
+"""The HTTP API: record profile changes (the bank's systems, the demo) and read alerts (fraud teams).
+
+OpenAPI docs are served at /docs. Every route but /health needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from cassandra.cluster import Session
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from fraudshop.config import Config, ConfigError
+from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.reads import BadPageToken, Page, alerts_of_customer, alerts_of_day, changes_of_customer
+from fraudshop.io.cassandra.session import connect
+from fraudshop.model.changes import ChangeType, ProfileChange
+
+LEGACY_ROUTE = "/datastax-bank-techday/rest/custChange"
+
+
+class ChangeRequest(BaseModel):
+    account_no: str = Field(description="Account whose profile changed")
+    customer_id: str = Field(description="Customer who owns the account")
+    change_type: ChangeType
+    changed_at: datetime | None = Field(
+        default=None, description="When the profile changed (ISO-8601; naive = UTC). Default: now."
+    )
+
+
+class StoredChange(BaseModel):
+    account_no: str
+    customer_id: str
+    change_type: str
+    last_updated: datetime
+    recorded_at: datetime
+
+
+class PageOut(BaseModel):
+    items: list[dict[str, Any]]
+    next_page: str | None = Field(description="Pass as ?page= to get the next page; null on the last page")
+
+
+def _field_error(field: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors: which field, and why."""
+    return HTTPException(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}],
+    )
+
+
+def parse_legacy_time(text: str) -> datetime:
+    """The original's ``chgdate``: ``2018-07-29 19:53:13.165 GMT`` (or any ISO-8601 time)."""
+    cleaned = text.strip()
+    for suffix in (" GMT", " UTC", "Z"):
+        if cleaned.endswith(suffix):
+            cleaned = cleaned[: -len(suffix)] + "+00:00"
+    return datetime.fromisoformat(cleaned)
+
+
+def _cassandra(request: Request) -> Session:
+    session: Session = request.app.state.cassandra
+    return session
+
+
+def _config(request: Request) -> Config:
+    config: Config = request.app.state.config
+    return config
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _authorized(
+    config: Annotated[Config, Depends(_config)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if not config.api.require_token:
+        return
+    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), config.api.token.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+Db = Annotated[Session, Depends(_cassandra)]
+Limit = Annotated[int, Query(ge=1, le=500, description="Rows per page")]
+PageToken = Annotated[str | None, Query(description="next_page of the previous response")]
+PROTECTED = [Depends(_authorized)]
+
+
+def create_app(config: Config) -> FastAPI:
+    """The API app for ``config``; it connects to Cassandra when it starts serving."""
+    if config.api.require_token and not config.api.token:
+        raise ConfigError("api.token is not set: set FRAUDSHOP_API__TOKEN, or api.require_token=false for a local demo")
+    keyspace = config.cassandra.keyspace
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cluster = connect(config.cassandra)
+        app.state.cassandra = cluster.connect()
+        try:
+            yield
+        finally:
+            cluster.shutdown()
+
+    app = FastAPI(
+        title="fraudshop API",
+        summary="Record customer profile changes; read the transactions flagged after them.",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+
+    def change_from(account_no: str, customer_id: str, change_type: str, changed_at: datetime | None) -> ProfileChange:
+        """Validate every field against the rules the schema cannot express; nothing is written on error."""
+        for field, value in (("account_no", account_no), ("customer_id", customer_id)):
+            if not value.strip():
+                raise _field_error(field, f"{field} must not be empty")
+            if len(value) > config.api.max_id_length:
+                raise _field_error(field, f"{field} is {len(value)} characters, more than {config.api.max_id_length}")
+        now = datetime.now(UTC)
+        moment = changed_at or now
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if moment > now + timedelta(seconds=config.api.max_future_skew_seconds):
+            raise _field_error(
+                "changed_at",
+                f"changed_at {moment.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')})",
+            )
+        return ProfileChange(account_no.strip(), customer_id.strip(), change_type, moment)
+
+    def store(session: Session, change: ProfileChange) -> StoredChange:
+        recorded_at = record_profile_change(session, keyspace, change)
+        return StoredChange(
+            account_no=change.account_no,
+            customer_id=change.customer_id,
+            change_type=change.change_type,
+            last_updated=change.last_updated,
+            recorded_at=recorded_at,
+        )
+
+    @app.get("/health", tags=["ops"])
+    def health(session: Db) -> dict[str, str]:
+        """Liveness and Cassandra reachability; needs no token."""
+        try:
+            session.execute("SELECT release_version FROM system.local")
+        except Exception as error:  # any driver failure means "not healthy"
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"cassandra: {type(error).__name__}"
+            ) from None
+        return {"status": "ok"}
+
+    @app.post("/changes", status_code=status.HTTP_201_CREATED, dependencies=PROTECTED, tags=["changes"])
+    def post_change(request: ChangeRequest, session: Db) -> StoredChange:
+        """Record a customer profile change; transactions on the account within the window after
+        it are flagged (also those that already happened)."""
+        change = change_from(request.account_no, request.customer_id, str(request.change_type), request.changed_at)
+        return store(session, change)
+
+    @app.post(LEGACY_ROUTE, status_code=status.HTTP_201_CREATED, dependencies=PROTECTED, tags=["changes"])
+    def post_legacy_change(
+        session: Db,
+        accountNo: Annotated[str, Form()],
+        customerId: Annotated[str, Form()],
+        chgdate: Annotated[str | None, Form(description="e.g. 2018-07-29 19:53:13.165 GMT")] = None,
+        changeType: Annotated[ChangeType, Form()] = ChangeType.OTHER,
+    ) -> StoredChange:
+        """The original proofshop's form-encoded call, so addCustChange.sh can be replayed."""
+        try:
+            changed_at = parse_legacy_time(chgdate) if chgdate else None
+        except ValueError:
+            raise _field_error(
+                "chgdate", f"chgdate {chgdate!r} is not a time like 2018-07-29 19:53:13.165 GMT"
+            ) from None
+        return store(session, change_from(accountNo, customerId, str(changeType), changed_at))
+
+    def paged(read: Callable[[], Page]) -> PageOut:
+        try:
+            page = read()
+        except BadPageToken as error:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from None
+        return PageOut(items=page.rows, next_page=page.next_page)
+
+    @app.get("/customers/{customer_id}/alerts", dependencies=PROTECTED, tags=["alerts"])
+    def customer_alerts(customer_id: str, session: Db, limit: Limit = 50, page: PageToken = None) -> PageOut:
+        """Flagged transactions of a customer, newest first."""
+        return paged(lambda: alerts_of_customer(session, keyspace, customer_id, limit, page))
+
+    @app.get("/alerts", dependencies=PROTECTED, tags=["alerts"])
+    def day_alerts(
+        day: Annotated[date, Query(description="UTC day of the transactions, YYYY-MM-DD")],
+        session: Db,
+        limit: Limit = 50,
+        page: PageToken = None,
+    ) -> PageOut:
+        """Transactions flagged on a day, newest first."""
+        return paged(lambda: alerts_of_day(session, keyspace, day, limit, page))
+
+    @app.get("/customers/{customer_id}/changes", dependencies=PROTECTED, tags=["changes"])
+    def customer_changes(customer_id: str, session: Db, limit: Limit = 50, page: PageToken = None) -> PageOut:
+        """A customer's profile changes, newest first."""
+        return paged(lambda: changes_of_customer(session, keyspace, customer_id, limit, page))
+
+    return app

@@ -1,0 +1,1 @@
+"""Helpers of the test suite that product code has no use for."""

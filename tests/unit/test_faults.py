@@ -1,0 +1,65 @@
+"""The fault drill's reading of the job: batches from its progress file (never its log's wording),
+why it exited from its exit code, and what `ps` shows of its processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from fraudshop.lab.faults import batches_with_records, command_lines_of_group, exit_cause
+from fraudshop.pipeline.resilience import STUCK_BATCH_EXIT_CODE
+from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE
+from tests.support.waiting import wait_until
+
+
+def progress_line(batch_id: int, records: int | None) -> str:
+    return json.dumps(
+        {
+            "query": "fraudshop_detect_fraud",
+            "batch_id": batch_id,
+            "timestamp": "2026-11-23T10:00:00.000Z",
+            "num_input_rows": (records or 0) + 1,
+            "duration_ms": {"triggerExecution": 900},
+            "fraudshop": None if records is None else {"kafka_records": records, "step_ms": {}},
+        }
+    )
+
+
+def test_batches_are_counted_from_the_progress_file_not_the_log(tmp_path: Path) -> None:
+    progress = tmp_path / "progress.jsonl"
+    assert batches_with_records(progress) == 0  # the job has not reported yet
+    lines = [progress_line(0, 400), progress_line(1, 0), progress_line(2, None), progress_line(3, 12)]
+    # The last line is still being written: it counts once it is whole.
+    progress.write_text("\n".join(lines) + "\n" + progress_line(4, 5)[:30])
+    assert batches_with_records(progress) == 2
+    (tmp_path / "job.log").write_text("batch 7: 100 records, ...\n" * 5)  # the log's words count for nothing
+    assert batches_with_records(progress) == 2
+
+
+def test_exits_are_explained_by_their_codes() -> None:
+    assert exit_cause(KAFKA_DATA_LOSS_EXIT_CODE) == "kafka data loss"
+    assert exit_cause(STUCK_BATCH_EXIT_CODE) == "stuck batch (watchdog)"
+    assert exit_cause(-signal.SIGKILL) == "killed by SIGKILL"
+    assert exit_cause(128 + signal.SIGTERM) == "stopped by SIGTERM"  # the JVM handled it
+    assert exit_cause(0) == "stopped"
+    assert exit_cause(1) == "the stream failed"
+
+
+def test_command_lines_of_a_process_group() -> None:
+    leader = subprocess.Popen(
+        ["sh", "-c", "sleep 301 & sleep 302; wait"], start_new_session=True, stdin=subprocess.DEVNULL
+    )
+    try:
+        wait_until(
+            lambda: all(line in command_lines_of_group(leader.pid) for line in ("sh -c", "sleep 301", "sleep 302")),
+            10,
+            "the group's processes",
+            interval=0.1,
+        )
+        assert "pytest" not in command_lines_of_group(leader.pid)  # only the group's processes
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()

@@ -1,9 +1,6 @@
-"""The one configuration object. pydantic-settings merges four layers, each overriding the one
-before key by key: ``fraudshop.toml`` shipped in this package (every key and its default), a user
-file (``--config`` or ``$FRAUDSHOP_CONFIG``), ``FRAUDSHOP_<SECTION>__<KEY>`` environment variables,
-then ``section.key=value`` settings (``--set``). pydantic validates the result: unknown keys are
-refused, and a refused value's error names the key, the value and, in pydantic's words, what is allowed.
-"""
+"""The one configuration object: the packaged ``fraudshop.toml``, overlaid key by key by a user file
+(``--config`` or ``$FRAUDSHOP_CONFIG``), ``FRAUDSHOP_<SECTION>__<KEY>`` variables, then ``--set``
+``section.key=value``. Unknown keys are refused; a refused value's error names the key, the value and the rule."""
 
 from __future__ import annotations
 
@@ -31,8 +28,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 AtLeastOne = Annotated[int, Field(ge=1)]
 NotNegative = Annotated[int, Field(ge=0)]
 UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
-#: Out of repr, and never refused (any value is read as text), so never in an error message either.
-#: Child processes get secrets through their environment (:func:`as_environment`), never argv.
+#: Out of repr and never refused (read as text), so never in an error message; children get it via the environment.
 Secret = Annotated[str, BeforeValidator(str), Field(repr=False)]
 #: Spark's names for the SASL mechanisms fraudshop configures ("" = no SASL).
 SaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -138,8 +134,6 @@ class StackConfig(_Section):
 
 
 class Config(BaseSettings):
-    """Every setting of fraudshop: build it with :func:`load_config`, derive one with :meth:`with_settings`."""
-
     model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
     kafka: KafkaConfig
@@ -149,12 +143,10 @@ class Config(BaseSettings):
     stack: StackConfig
 
     def with_settings(self, *settings: str) -> Config:
-        """This config with ``section.key=value`` settings applied, validated again as a whole."""
         return _build(_parse_assignments(settings), self.model_dump())
 
 
 def _parse_assignments(assignments: Iterable[str]) -> dict[str, dict[str, str]]:
-    """``section.key=value`` settings as ``{section: {key: value}}``."""
     nested: dict[str, dict[str, str]] = {}
     for assignment in assignments:
         key, equals, value = assignment.partition("=")
@@ -166,13 +158,11 @@ def _parse_assignments(assignments: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def _variables(environ: Mapping[str, str]) -> list[str]:
-    """``FRAUDSHOP_SECTION__KEY=value`` variables (any case) as ``section.key=value`` settings, so that
-    a misspelt section is refused like a misspelt key. Others, such as ``FRAUDSHOP_CONFIG``, are not settings."""
-    names = {name: name.upper().removeprefix(ENV_PREFIX) for name in environ if name.upper().startswith(ENV_PREFIX)}
+    """``FRAUDSHOP_SECTION__KEY`` variables (any case) as ``--set`` settings: a misspelt section is refused too."""
     return [
-        f"{short.lower().replace(ENV_NESTED_DELIMITER, '.', 1)}={environ[name]}"
-        for name, short in names.items()
-        if ENV_NESTED_DELIMITER in short
+        f"{name[len(ENV_PREFIX) :].lower().replace(ENV_NESTED_DELIMITER, '.', 1)}={value}"
+        for name, value in environ.items()
+        if name.upper().startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in name[len(ENV_PREFIX) :]
     ]
 
 
@@ -188,9 +178,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_config(
     path: Path | None = None, overrides: Iterable[str] = (), environ: Mapping[str, str] | None = None
 ) -> Config:
-    """The packaged defaults, overlaid by ``path`` (else ``$FRAUDSHOP_CONFIG``, if set), then by
-    ``FRAUDSHOP_SECTION__KEY`` variables of ``environ`` (default ``os.environ``; ``{}`` ignores the
-    process's environment), then by ``section.key=value`` ``overrides``."""
+    """``environ`` defaults to ``os.environ``; ``{}`` ignores the process's environment."""
     environ = os.environ if environ is None else environ
     user_file = path or (Path(environ[CONFIG_FILE_ENV]) if environ.get(CONFIG_FILE_ENV) else None)
     user_layer = _read_toml(user_file.expanduser()) if user_file else {}
@@ -200,7 +188,7 @@ def load_config(
 
 
 def _build(*layers: dict[str, Any]) -> Config:
-    """A config from ``layers``, highest precedence first, merged key by key by pydantic-settings."""
+    """``layers`` highest precedence first."""
     sources = [InitSettingsSource(Config, layer) for layer in layers]
     try:
         # mypy sees the __init__ pydantic synthesises from the fields, not BaseSettings' own.
@@ -224,8 +212,7 @@ def _describe(error: ValidationError) -> str:
 
 
 def as_environment(config: Config) -> dict[str, str]:
-    """``FRAUDSHOP_SECTION__KEY`` variables that rebuild ``config`` in a child process: the job gets
-    the command's whole config, secrets included, without credentials on a command line (``ps``)."""
+    """Variables that rebuild ``config`` in a child process, secrets included, without them on a command line."""
     return {
         f"{ENV_PREFIX}{section.upper()}{ENV_NESTED_DELIMITER}{key.upper()}": str(value).lower()
         if isinstance(value, bool)

@@ -1,8 +1,5 @@
-"""Every external version fraudshop depends on, in one place.
-
-PySpark is pinned in ``pyproject.toml`` to :data:`SPARK`; the connector jars must match it
-exactly (Scala binary version and Spark version), which is why they are derived here.
-"""
+"""Every external version fraudshop depends on. PySpark is pinned in ``pyproject.toml`` to :data:`SPARK`;
+the connector jars must match its Scala binary and Spark versions exactly, so they are derived here."""
 
 from __future__ import annotations
 

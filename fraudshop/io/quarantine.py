@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from cassandra.cluster import Session
@@ -41,18 +40,14 @@ def replay_rejects(config: Config, session: Session, reason: str, limit: int) ->
     each from the quarantine once the broker acknowledged it. Records that are still invalid are
     quarantined again, under their new offsets. Returns how many were replayed."""
     keyspace = config.cassandra.keyspace
-    rejects: Sequence[dict[str, Any]] = list_rejects(session, keyspace, reason, limit)
-    delete = session.prepare(
-        f"DELETE FROM {keyspace}.transaction_rejects "
-        "WHERE reason = ? AND source_topic = ? AND source_partition = ? AND source_offset = ?"
-    )
+    rejects = list_rejects(session, keyspace, reason, limit)
+    where = " AND ".join(f"{column} = ?" for column in REJECT_KEY)
+    delete = session.prepare(f"DELETE FROM {keyspace}.transaction_rejects WHERE {where}")
     producer = KafkaProducer(**kafka_client_settings(config.kafka), acks="all")
     try:
         for reject in rejects:
             producer.send(config.kafka.topic, value=(reject["raw_value"] or "").encode()).get(timeout=30)
-            session.execute(
-                delete, (reason, reject["source_topic"], reject["source_partition"], reject["source_offset"])
-            )
+            session.execute(delete, (reason, *(reject[column] for column in REJECT_KEY[1:])))
     finally:
         producer.close()
     log.info("replayed %d record(s) quarantined as %s to %s", len(rejects), reason, config.kafka.topic)

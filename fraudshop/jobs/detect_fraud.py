@@ -1,9 +1,4 @@
-"""spark-submit entry point: the fraudshop detection stream.
-
-    spark-submit --packages <jars> fraudshop/jobs/detect_fraud.py [--config FILE] [--set section.key=value ...]
-
-``fraudshop job`` builds that command line for you (``fraudshop job --print`` shows it).
-"""
+"""spark-submit entry point of the detection stream; ``fraudshop job --print`` shows its command line."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Launch a spark-submit job on this machine: the detection job (`fraudshop job`, the demo, tests)
-or any other job script (the benchmark's baseline).
-
-A job runs in a process group of its own (spark-submit's JVM, its Python driver and any Python
-workers): it is stopped, or passed a signal, as a whole."""
+"""Launch a spark-submit job on this machine (the detection job, or the benchmark's baseline) in a
+process group of its own (spark-submit's JVM, its Python driver and workers), signalled as a whole."""
 
 from __future__ import annotations
 
@@ -28,33 +25,22 @@ log = logging.getLogger(__name__)
 
 #: The detection job's spark-submit entry point, shipped in this package.
 DETECTION_JOB = packaged_file(__package__ or "fraudshop.jobs", "detect_fraud.py")
-#: Signals `fraudshop job` passes on to its job instead of dying and leaving the job behind.
+#: Signals `fraudshop job` passes on to its job rather than die and leave the job behind.
 PASSED_ON_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def spark_submit_command(config: Config, script: Path, spark_submit: str = "spark-submit") -> list[str]:
-    """The spark-submit command line that runs the job ``script`` on ``config.job.spark_master``.
-
-    Connector jars are resolved by spark-submit's own Ivy client from Maven Central and cached
-    under ``stack.cache_dir``; no secret appears here (the job reads them from the environment).
-    """
-    ivy_home = config.stack.cache_dir / "ivy"
+    """Connector jars are resolved by spark-submit's Ivy client and cached under ``stack.cache_dir``;
+    no secret appears here (the job reads them from the environment)."""
     log_config = packaged_file(__package__ or "fraudshop.jobs", "spark-log4j2.properties")
-    driver_options = f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{log_config}"
-    return [
-        spark_submit,
-        "--master",
-        config.job.spark_master,
-        "--packages",
-        ",".join(versions.SPARK_PACKAGES),
-        "--conf",
-        f"spark.jars.ivy={ivy_home}",
-        "--conf",
-        f"spark.driver.extraJavaOptions={driver_options}",
-        "--conf",
-        "spark.executor.extraJavaOptions=-Duser.timezone=UTC",
-        str(script),
-    ]
+    conf = {
+        "spark.jars.ivy": config.stack.cache_dir / "ivy",
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{log_config}",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    }
+    options = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
+    packages = ",".join(versions.SPARK_PACKAGES)
+    return [spark_submit, "--master", config.job.spark_master, "--packages", packages, *options, str(script)]
 
 
 def spark_home() -> Path | None:
@@ -62,23 +48,18 @@ def spark_home() -> Path | None:
     if os.environ.get("SPARK_HOME"):
         return Path(os.environ["SPARK_HOME"])
     spec = importlib.util.find_spec("pyspark")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
 
 
 def spark_submit_executable() -> str:
-    """``<spark home>/bin/spark-submit`` (see :func:`spark_home`), else PATH's.
-
-    pip's ``bin/spark-submit`` wrapper is avoided: without ``SPARK_HOME`` it finds Spark by running
-    whatever ``python3`` is first on PATH, which fails outside the virtualenv."""
+    """``<spark home>/bin/spark-submit``, else PATH's. Not pip's wrapper: without ``SPARK_HOME`` it
+    finds Spark by running whatever ``python3`` is first on PATH, which fails outside the virtualenv."""
     home = spark_home()
     if home is not None and (home / "bin" / "spark-submit").exists():
         return str(home / "bin" / "spark-submit")
-    found = shutil.which("spark-submit")
-    if found is None:
-        raise FileNotFoundError("spark-submit not found: install fraudshop (it brings pyspark) or set SPARK_HOME")
-    return found
+    if found := shutil.which("spark-submit"):
+        return found
+    raise FileNotFoundError("spark-submit not found: install fraudshop (it brings pyspark) or set SPARK_HOME")
 
 
 def job_command(config: Config, script: Path = DETECTION_JOB) -> list[str]:
@@ -86,12 +67,10 @@ def job_command(config: Config, script: Path = DETECTION_JOB) -> list[str]:
 
 
 def job_environment(config: Config) -> dict[str, str]:
-    """The job's environment: this config (secrets never on the command line), this Python and
-    its Spark."""
+    """This config (secrets never on the command line), this Python and its Spark."""
     environment = {**os.environ, **as_environment(config)}
     environment["PYSPARK_PYTHON"] = environment["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    home = spark_home()
-    if home is not None:
+    if home := spark_home():
         environment["SPARK_HOME"] = str(home)
     if config.job.spark_master.startswith("local"):
         environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # the local stack never listens beyond loopback
@@ -134,11 +113,8 @@ def exit_status(returncode: int) -> int:
 
 
 def run_job(config: Config, grace_seconds: float = 60) -> int:
-    """Run the detection job in the foreground until it stops; return its exit code.
-
-    SIGTERM, SIGINT and SIGHUP sent to this process are passed on to the job's whole group, and the
-    job is killed if it has not stopped ``grace_seconds`` later; this returns once every process
-    of the job is gone."""
+    """Run the detection job in the foreground, passing signals on to its group (killed if still
+    running ``grace_seconds`` later); return its exit code once every process of it is gone."""
     job = subprocess.Popen(
         job_command(config), env=job_environment(config), stdin=subprocess.DEVNULL, start_new_session=True
     )

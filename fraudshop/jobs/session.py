@@ -11,7 +11,6 @@ from fraudshop.config import CassandraConfig, Config
 
 
 def cassandra_connector_settings(cassandra: CassandraConfig) -> dict[str, str]:
-    """Spark Cassandra Connector settings (``spark.cassandra.*``)."""
     settings = {
         "spark.cassandra.connection.host": cassandra.hosts,
         "spark.cassandra.connection.port": str(cassandra.port),
@@ -34,12 +33,10 @@ def session_settings(config: Config) -> dict[str, str]:
     return {
         # Event times are UTC end to end; naive timestamps in records are read as UTC.
         "spark.sql.session.timeZone": "UTC",
-        # Enables the connector's direct join: a micro-batch joined to cust_change on its
-        # partition key reads only the partitions of the accounts in the batch.
+        # The connector's direct join: a batch joined on the partition key reads only its accounts' partitions.
         "spark.sql.extensions": "com.datastax.spark.connector.CassandraSparkExtensions",
         "spark.sql.shuffle.partitions": str(config.job.shuffle_partitions),
-        # A record without an optional field (bucket, transrsncd, ...) must not write a tombstone
-        # for it: every row would carry several, and reads of an account would wade through them.
+        # A missing optional field must not write a tombstone: reads of an account would wade through them.
         "spark.cassandra.output.ignoreNulls": "true",
         **cassandra_connector_settings(config.cassandra),
     }
@@ -52,14 +49,6 @@ def pin_process_time_zone_to_utc() -> None:
     time.tzset()
 
 
-def build_spark_session(config: Config, app_name: str) -> SparkSession:
-    pin_process_time_zone_to_utc()
-    builder = SparkSession.builder.appName(app_name)
-    for key, value in session_settings(config).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
 def start_job_session(description: str, app_name: str) -> tuple[Config, SparkSession]:
     """How every ``jobs/`` entry point starts: its config (``--config``/``--set``, environment),
     logging, and its SparkSession with Spark's own chatter at WARN."""
@@ -69,6 +58,7 @@ def start_job_session(description: str, app_name: str) -> tuple[Config, SparkSes
     args = config_argument_parser(description=description).parse_args()
     configure_logging()
     config = load_config_from_args(args)
-    spark = build_spark_session(config, app_name=app_name)
+    pin_process_time_zone_to_utc()
+    spark = SparkSession.builder.appName(app_name).config(map={**session_settings(config)}).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return config, spark

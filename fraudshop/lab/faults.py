@@ -29,7 +29,6 @@ from typing import Any
 import psutil
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable, Session
-from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from fraudshop.config import Config
 from fraudshop.io.cassandra.changes import record_profile_change
@@ -39,6 +38,7 @@ from fraudshop.jobs.launcher import job_processes, signal_job, start_job, stop_j
 from fraudshop.lab.bench.progress import read_batches
 from fraudshop.lab.console import step
 from fraudshop.lab.scratch import stored_rows
+from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import account_number, synthetic_transactions
 from fraudshop.model.changes import ProfileChange
 from fraudshop.pipeline.resilience import STUCK_BATCH_EXIT_CODE
@@ -78,25 +78,6 @@ class DrillPlan:
     batches_before_fault: int = 2
     #: Longest wait for any one step (a start, a batch, the final rows).
     step_timeout_seconds: float = 300
-
-
-def _wait_for(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    interval: float = 1.0,
-    unavailable: tuple[type[Exception], ...] = (),
-) -> None:
-    """Retry ``condition`` until true; an ``unavailable`` error (a server restarting) counts as false."""
-    waiting = Retrying(
-        retry=retry_if_result(lambda done: not done) | retry_if_exception_type(unavailable),
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(interval),
-    )
-    try:
-        waiting(condition)
-    except RetryError:
-        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}") from None
 
 
 def batches_with_records(progress_file: Path) -> int:
@@ -261,7 +242,7 @@ def run_drill(
             with step(f"fault {index} of {len(plan.faults)} ({fault}): waiting for micro-batches") as shown:
                 wanted_batches = batches_at_fault + plan.batches_before_fault
                 mid_stream = partial(_job_did_more_batches, job, progress_file, wanted_batches)
-                _wait_for(mid_stream, timeout, f"micro-batches before fault {index} ({fault})")
+                wait_until(mid_stream, timeout, f"micro-batches before fault {index} ({fault})")
                 log.info("fault %d of %d: %s", index, len(plan.faults), fault)
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): striking")
                 struck = time.monotonic()
@@ -277,7 +258,7 @@ def run_drill(
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): waiting for the job to recover")
                 _produce(config, chunks[index], malformed_chunks[index])
                 recovered = partial(_job_did_more_batches, job, progress_file, batches_at_fault)
-                _wait_for(recovered, timeout, f"a micro-batch after fault {index} ({fault})")
+                wait_until(recovered, timeout, f"a micro-batch after fault {index} ({fault})")
                 recovery["seconds_to_next_batch"] = round(time.monotonic() - struck, 1)
                 recoveries.append(recovery)
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): recovered")
@@ -293,7 +274,7 @@ def run_drill(
             return all(len(stored_rows(session, keyspace, *table)) >= count for table, count in wanted.items())
 
         with step("waiting for every row to be stored"):
-            _wait_for(all_stored, timeout, "every row", interval=3, unavailable=CASSANDRA_UNAVAILABLE)
+            wait_until(all_stored, timeout, "every row", interval=3, unavailable=CASSANDRA_UNAVAILABLE)
     finally:
         job.stop()
     elapsed = time.monotonic() - started

@@ -32,7 +32,6 @@ from typing import IO, Any
 from cassandra.cluster import Session
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from fraudshop.config import Config, KafkaConfig, as_environment
 from fraudshop.io.cassandra.reads import ALERT_SUMMARY_COLUMNS
@@ -43,6 +42,7 @@ from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.console import print_table, step
 from fraudshop.lab.stack import stack_up
+from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import account_number, synthetic_transactions
 from fraudshop.model.changes import ChangeType
 from fraudshop.model.tables import TRANSACTION_KEY
@@ -62,31 +62,18 @@ PRODUCER_SAFETY_LIMIT = timedelta(minutes=30)
 LATEST_TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_KEY, "amount", "merchant")
 
 
-class _NotYet(TimeoutError):
-    """What a bounded wait raises when its time is up."""
-
-
 def _wait_until(
     what: str, ready: Callable[[], bool], alive: Callable[[], None], timeout: float, interval: float = 1
 ) -> float:
     """Wait until ``ready()``, at most ``timeout`` seconds; ``alive()`` raises as soon as what we
     wait on has died, which ends the wait at once. Returns the seconds waited."""
-    started = time.monotonic()
 
-    def attempt() -> None:
+    def check() -> bool:
         alive()
-        if not ready():
-            raise _NotYet(f"no {what} within {timeout:.0f} s")
+        return ready()
 
-    retrying = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_fixed(interval),
-        retry=retry_if_exception_type(_NotYet),
-        reraise=True,
-    )
     with step(f"waiting for {what}"):
-        retrying(attempt)
-    return time.monotonic() - started
+        return wait_until(check, timeout, what, interval=interval)
 
 
 def _utc(text: str) -> datetime:
@@ -239,7 +226,7 @@ def start_api(config: Config, output: IO[bytes], timeout_seconds: float = 60) ->
 
     try:
         _wait_until("healthy API", client.is_healthy, api_alive, timeout_seconds, interval=0.5)
-    except _NotYet:
+    except TimeoutError:
         api.terminate()
         raise
     return api

@@ -8,8 +8,6 @@ from enum import StrEnum
 
 
 class ChangeType(StrEnum):
-    """What changed in the profile: the API's schema lists these, the CLI offers them."""
-
     EMAIL = "email"
     PHONE = "phone"
     ADDRESS = "address"
@@ -59,12 +57,10 @@ class RecordedChange:
 
     recorded_at: datetime
     change: ProfileChange
-    #: Whom the change's key belonged to before this recording, when it was recorded again for
-    #: another customer (an owner correction): that customer's alerts for the change are stale.
+    #: Who the change's key belonged to before an owner correction recorded it for another customer.
     previous_customer_id: str | None = None
 
     @property
     def key(self) -> tuple[datetime, str, datetime, str]:
-        """cust_change_log's primary key (its partition, the hour, follows from recorded_at): each
-        recording of a change is an entry of its own, even of the same change for the same customer."""
+        """cust_change_log's key (its partition, the hour, follows): each recording is an entry of its own."""
         return (self.recorded_at, *self.change.key)

@@ -1,4 +1,4 @@
-"""The transaction record formats on the Kafka topic (see schemas/transaction.schema.json)."""
+"""The transaction record formats on the Kafka topic (documented by transaction.schema.json)."""
 
 from __future__ import annotations
 

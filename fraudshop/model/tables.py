@@ -1,5 +1,4 @@
-"""The columns and keys of every table of ``bank.cql``, named once. A unit test checks each tuple
-against the CQL file, so the schema and the code cannot drift apart."""
+"""The columns and keys of every table of ``bank.cql``, named once (a unit test checks them against it)."""
 
 from __future__ import annotations
 
@@ -10,34 +9,30 @@ from fraudshop.model.records import TEXT_FIELDS
 
 
 def schema_cql() -> str:
-    """The data model, bank.cql: `fraudshop schema apply` runs it in the configured keyspace.
-    Read as a resource, so it is found in a wheel and in a zip passed to spark-submit --py-files."""
+    """Read as a resource, so it is found in a wheel and in a zip passed to spark-submit --py-files."""
     return files(__package__ or "fraudshop.model").joinpath("bank.cql").read_text()
 
 
-#: Where a row came from on Kafka, carried by transactions and rejects.
-LINEAGE_COLUMNS: tuple[str, ...] = ("source_topic", "source_partition", "source_offset", "source_timestamp")
+#: Where a record sits on Kafka; with when Kafka received it, the lineage of transactions and rejects.
+KAFKA_POSITION: tuple[str, ...] = ("source_topic", "source_partition", "source_offset")
+LINEAGE_COLUMNS: tuple[str, ...] = (*KAFKA_POSITION, "source_timestamp")
 
 #: bank.transaction, in table order.
 TRANSACTION_KEY: tuple[str, ...] = ("account_no", "tranpostdt", "tranid")
 TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_KEY, "amount", *TEXT_FIELDS, "tranamt", *LINEAGE_COLUMNS)
 
-#: bank.cust_change (a profile change, keyed by account); cust_change_by_customer and
-#: cust_change_log hold the same columns under other keys.
+#: bank.cust_change; cust_change_by_customer and cust_change_log hold the same columns under other keys.
 CHANGE_KEY: tuple[str, ...] = ("account_no", "last_updated", "change_type")
 CHANGE_COLUMNS: tuple[str, ...] = (*CHANGE_KEY, "customer_id")
 CHANGE_BY_CUSTOMER_KEY: tuple[str, ...] = ("customer_id", "last_updated", "account_no", "change_type")
 CHANGE_LOG_KEY: tuple[str, ...] = ("recorded_hour", "recorded_at", *CHANGE_KEY)
-#: The customer a change's key belonged to before it was recorded again for another customer
-#: (an owner correction); null otherwise.
 PREVIOUS_CUSTOMER = "previous_customer_id"
 CHANGE_LOG_COLUMNS: tuple[str, ...] = (*CHANGE_LOG_KEY, "customer_id", PREVIOUS_CUSTOMER)
 
 #: bank.job_progress.
 JOB_PROGRESS_COLUMNS: tuple[str, ...] = ("job", "changes_scanned_until")
 
-#: bank.cust_fraud: a flagged transaction, as the detection rule returns it (ALERT_COLUMNS), plus
-#: when the job wrote it.
+#: bank.cust_fraud: a flagged transaction as the detection rule returns it, plus when the job wrote it.
 ALERT_KEY: tuple[str, ...] = ("customer_id", "tranpostdt", "tranid")
 ALERT_COLUMNS: tuple[str, ...] = (
     *ALERT_KEY,
@@ -46,9 +41,7 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "change_type",
     "last_updated",
     "qualifying_changes",
-    "source_topic",
-    "source_partition",
-    "source_offset",
+    *KAFKA_POSITION,
 )
 CUST_FRAUD_COLUMNS: tuple[str, ...] = (*ALERT_COLUMNS, "detected_at")
 #: bank.cust_fraud_by_day: the same alerts by the UTC day of the transaction.
@@ -56,7 +49,7 @@ CUST_FRAUD_BY_DAY_KEY: tuple[str, ...] = ("day", "tranpostdt", "tranid")
 CUST_FRAUD_BY_DAY_COLUMNS: tuple[str, ...] = ("day", *CUST_FRAUD_COLUMNS)
 
 #: bank.transaction_rejects: a record that is not a transaction, kept whole with its reason.
-REJECT_KEY: tuple[str, ...] = ("reason", "source_topic", "source_partition", "source_offset")
+REJECT_KEY: tuple[str, ...] = ("reason", *KAFKA_POSITION)
 REJECT_COLUMNS: tuple[str, ...] = (*REJECT_KEY, "detail", "raw_value", "source_timestamp", "rejected_at")
 
 #: Every table and its columns, as the schema test checks them.

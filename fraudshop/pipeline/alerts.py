@@ -13,8 +13,7 @@ from fraudshop.transforms.detection import SUPERSEDED_CUSTOMERS
 
 
 def write_alerts(store: DetectionStore, alerts: DataFrame, batch_at: datetime) -> int:
-    """Upsert the alerts (detected at ``batch_at``) and delete the cust_fraud rows they supersede;
-    return how many were written."""
+    """Returns how many alerts were written."""
     alerts = alerts.withColumn("detected_at", F.lit(batch_at)).persist()  # written to two tables
     try:
         written = Observation()

@@ -1,11 +1,10 @@
-"""The late-change scan: changes recorded after the transactions they cover, found in
-cust_change_log, and the stored transactions they flag."""
+"""The late-change scan: changes recorded after the transactions they cover, and the alerts they add."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pyspark.sql import SparkSession
@@ -23,11 +22,9 @@ from fraudshop.transforms.detection import (
 
 log = logging.getLogger(__name__)
 
-#: cust_change rows as Spark reads them (last_updated is the only column that is not text).
 CHANGE_SCHEMA = StructType(
     [StructField(name, TimestampType() if name == "last_updated" else StringType()) for name in CHANGE_COLUMNS]
 )
-#: A recorded change: the cust_change columns and the owner it replaced, if any.
 RECORDED_CHANGE_SCHEMA = StructType([*CHANGE_SCHEMA.fields, StructField(PREVIOUS_CUSTOMER, StringType())])
 
 
@@ -38,39 +35,29 @@ class ScanOutcome:
     caught_up: bool  # False: stopped at the bound, more changes wait for the next batches
 
 
+@dataclass(eq=False)
 class LateChangeScanner:
-    """Each micro-batch, handle the changes recorded since the previous scan: flag the stored
-    transactions in their windows (reading only their accounts' partitions) and save how far the
-    scan got, under the job's identity, so a restarted job resumes it.
+    """Each micro-batch, flag the stored transactions in the windows of the changes recorded since the
+    previous scan, and save how far it got under the job's identity, so a restarted job resumes it.
 
-    Changes become visible a little after their recorded_at (clock skew, write latency): each scan
-    starts ``margin`` before the previous one ended, and skips the entries it already handled.
+    Changes become visible a little after their recorded_at (clock skew, write latency): each scan starts
+    ``margin`` before the previous one ended, and skips the entries it already handled. It handles at most
+    ``changes_per_batch`` new entries, oldest first: after a long outage the job catches up over several
+    batches, each short enough for the stuck-batch watchdog."""
 
-    A scan handles at most ``changes_per_batch`` new entries, the oldest first: after a long
-    outage the job catches up over several batches, each short enough for the stuck-batch
-    watchdog, with the progress saved after each of them.
-    """
+    store: DetectionStore
+    window_seconds: int
+    margin: timedelta
+    changes_per_batch: int
+    job_id: Callable[[], str]  # called on the first scan: the streaming query's id is known only once it runs
+    _job: str | None = field(default=None, init=False)
+    _scanned_until: datetime | None = field(default=None, init=False)
+    # Log entries already handled at or after the next scan's start: re-read, not redone.
+    _handled: set[tuple[datetime, str, datetime, str]] = field(default_factory=set, init=False)
 
-    def __init__(
-        self,
-        store: DetectionStore,
-        window_seconds: int,
-        margin: timedelta,
-        changes_per_batch: int,
-        job_id: Callable[[], str],
-    ) -> None:
-        if changes_per_batch < 1:
-            raise ValueError(f"a scan must handle at least 1 change, got {changes_per_batch}")
-        self.store = store
-        self.window_seconds = window_seconds
-        self.margin = margin
-        self.changes_per_batch = changes_per_batch
-        #: Resolved on the first scan: the streaming query's id is known only once it runs.
-        self.job_id = job_id
-        self._job: str | None = None
-        self._scanned_until: datetime | None = None
-        # Log entries already handled at or after the next scan's start: re-read, not redone.
-        self._handled: set[tuple[datetime, str, datetime, str]] = set()
+    def __post_init__(self) -> None:
+        if self.changes_per_batch < 1:
+            raise ValueError(f"a scan must handle at least 1 change, got {self.changes_per_batch}")
 
     def scan(self, spark: SparkSession, batch_at: datetime) -> ScanOutcome:
         if self._job is None or self._scanned_until is None:
@@ -107,11 +94,7 @@ class LateChangeScanner:
             (*(getattr(entry.change, name) for name in CHANGE_COLUMNS), entry.previous_customer_id) for entry in fresh
         ]
         recorded = spark.createDataFrame(rows, RECORDED_CHANGE_SCHEMA)
-        accounts = recorded.select("account_no").distinct()
-        candidates = transactions_in_change_windows(
-            self.store.transactions_of_accounts(accounts), recorded, self.window_seconds
-        )
-        alerts = flag_changed_customer_transactions(
-            candidates, self.store.changes_of_accounts(accounts), self.window_seconds
-        )
-        return write_alerts(self.store, supersede_previous_owners(alerts, recorded, self.window_seconds), batch_at)
+        accounts, window = recorded.select("account_no").distinct(), self.window_seconds
+        candidates = transactions_in_change_windows(self.store.transactions_of_accounts(accounts), recorded, window)
+        alerts = flag_changed_customer_transactions(candidates, self.store.changes_of_accounts(accounts), window)
+        return write_alerts(self.store, supersede_previous_owners(alerts, recorded, window), batch_at)

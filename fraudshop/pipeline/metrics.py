@@ -12,15 +12,10 @@ from typing import Any
 
 @dataclass
 class BatchMetrics:
-    """Counts and step timings of one micro-batch (of its last attempt, when it was retried).
-
-    Steps, each one Spark job or two (a job per step would add its fixed cost to every batch):
-    ``transactions`` (read the records from Kafka, parse them, write the transactions),
-    ``rejects`` (write the malformed records), ``alerts`` (read the batch's accounts' changes from
-    cust_change, apply the rule, write cust_fraud and cust_fraud_by_day) and ``late_changes``
-    (the scan for changes recorded since the last batch and the alerts they add). A step that did
-    not run is absent.
-    """
+    """Counts and step timings of one micro-batch (of its last attempt, when it was retried). Steps, each
+    one Spark job or two (a job per step would add its fixed cost to every batch): ``transactions`` (read,
+    parse, write them), ``rejects``, ``alerts`` (read the accounts' changes, apply the rule, write the
+    alerts) and ``late_changes`` (the scan and the alerts it adds). A step that did not run is absent."""
 
     batch_id: int
     kafka_records: int = 0
@@ -41,6 +36,4 @@ class BatchMetrics:
             self.step_ms[name] = round(self.step_ms.get(name, 0.0) + elapsed, 1)
 
     def as_dict(self) -> dict[str, Any]:
-        fields = dataclasses.asdict(self)
-        del fields["batch_id"]
-        return fields
+        return {name: value for name, value in dataclasses.asdict(self).items() if name != "batch_id"}

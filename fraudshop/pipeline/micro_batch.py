@@ -1,10 +1,10 @@
-"""Everything the detection job does with one micro-batch: the ``foreachBatch`` body (one
-attempt; :mod:`fraudshop.pipeline.resilience` retries it and watches it)."""
+"""The ``foreachBatch`` body: one attempt at a micro-batch (:mod:`~fraudshop.pipeline.resilience` retries it)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, Observation
@@ -24,34 +24,19 @@ log = logging.getLogger(__name__)
 BATCH_TIMESTAMP = "batch_timestamp"
 
 
+@dataclass(eq=False)
 class MicroBatchProcessor:
-    """Per micro-batch:
+    """Per micro-batch: 1. parse the Kafka records, write the transactions and the rejects; 2. flag the
+    transactions against their accounts' changes, read now; 3. flag the stored transactions in the windows
+    of changes recorded since the previous batch (:class:`LateChangeScanner`), so that the outcome does not
+    depend on arrival order. Every write is idempotent, so a failed batch can be run again as a whole."""
 
-    1. parse the Kafka records; write valid transactions, and rejects with their reason;
-    2. flag the batch's transactions against the changes of their accounts, read now;
-    3. find changes recorded since the previous batch (late changes) and flag the stored
-       transactions inside their windows (:class:`LateChangeScanner`).
-
-    Step 3 makes the outcome independent of arrival order: a transaction is flagged whether its
-    change was recorded before it arrived (step 2) or after (step 3 of a later batch). Every write
-    is idempotent, so a failed batch can be run again as a whole.
-    """
-
-    def __init__(
-        self,
-        store: DetectionStore,
-        late_changes: LateChangeScanner,
-        window_seconds: int,
-        max_record_bytes: int,
-        max_future_skew_seconds: int,
-        on_batch_done: Callable[[BatchMetrics], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.late_changes = late_changes
-        self.window_seconds = window_seconds
-        self.max_record_bytes = max_record_bytes
-        self.max_future_skew_seconds = max_future_skew_seconds
-        self.on_batch_done = on_batch_done
+    store: DetectionStore
+    late_changes: LateChangeScanner
+    window_seconds: int
+    max_record_bytes: int
+    max_future_skew_seconds: int
+    on_batch_done: Callable[[BatchMetrics], None] | None = None
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         metrics = BatchMetrics(batch_id)  # of this attempt only
@@ -114,7 +99,7 @@ class MicroBatchProcessor:
 
 
 def _batch_timestamp(records: DataFrame) -> datetime | None:
-    """The timestamp every row of the micro-batch carries, ticks included; None if it has no row."""
+    """The timestamp every row carries, ticks included; None if there is no row."""
     row = records.agg(F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros")).first()
     return None if row is None or row["batch_micros"] is None else _from_micros(row["batch_micros"])
 

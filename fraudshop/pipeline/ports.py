@@ -14,29 +14,15 @@ from fraudshop.model.tables import AlertKey
 
 
 class DetectionStore(Protocol):
-    def write_transactions(self, transactions: DataFrame) -> None:
-        """Upsert bank.transaction rows."""
+    """Writes are upserts into the bank tables; reads of ``accounts.account_no``'s rows happen now."""
 
-    def write_rejects(self, rejects: DataFrame) -> None:
-        """Upsert bank.transaction_rejects rows."""
-
-    def changes_of_accounts(self, accounts: DataFrame) -> DataFrame:
-        """cust_change rows of the accounts in ``accounts.account_no``, read now."""
-
-    def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame:
-        """Stored transactions of the accounts in ``accounts.account_no``, read now."""
-
-    def write_alerts(self, alerts: DataFrame) -> None:
-        """Upsert cust_fraud and cust_fraud_by_day rows."""
-
-    def delete_alerts(self, keys: Sequence[AlertKey]) -> None:
-        """Delete cust_fraud rows (and nothing else)."""
-
-    def changes_recorded_since(self, since: datetime, limit: int) -> list[RecordedChange]:
-        """The first ``limit`` cust_change_log entries recorded at or after ``since``, in
-        ``recorded_at`` order (entries recorded at the same instant in any fixed order)."""
-
-    def load_scan_progress(self, job: str) -> datetime | None:
-        """Where the scan of recorded changes of the job ``job`` got to, if it ever ran."""
-
+    def write_transactions(self, transactions: DataFrame) -> None: ...
+    def write_rejects(self, rejects: DataFrame) -> None: ...
+    def changes_of_accounts(self, accounts: DataFrame) -> DataFrame: ...  # cust_change rows
+    def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame: ...
+    def write_alerts(self, alerts: DataFrame) -> None: ...  # cust_fraud and cust_fraud_by_day
+    def delete_alerts(self, keys: Sequence[AlertKey]) -> None: ...  # cust_fraud rows, and nothing else
+    # The first `limit` cust_change_log entries at or after `since`, by recorded_at (ties in any fixed order).
+    def changes_recorded_since(self, since: datetime, limit: int) -> list[RecordedChange]: ...
+    def load_scan_progress(self, job: str) -> datetime | None: ...  # None if the job's scan never ran
     def save_scan_progress(self, job: str, scanned_until: datetime) -> None: ...

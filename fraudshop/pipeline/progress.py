@@ -1,7 +1,6 @@
-"""The job's progress: one log line per micro-batch with its counts and running totals, and,
-when ``job.progress_file`` is set, one JSON line per micro-batch joining Spark's streaming
-progress to fraudshop's own counts and step timings (what `fraudshop bench` reads). A query
-whose batches report no counts (the benchmark's baseline) gets Spark's progress alone."""
+"""The job's progress: a log line per micro-batch with its counts and running totals and, when
+``job.progress_file`` is set, a JSON line per micro-batch joining Spark's progress to our
+:class:`BatchMetrics` (what `fraudshop bench` reads; null for a query that reports none)."""
 
 from __future__ import annotations
 
@@ -21,8 +20,8 @@ _TOTALS = ("kafka_records", "transactions", "rejected", "alert_rows")
 
 
 class ProgressReporter(StreamingQueryListener):
-    """Receives each finished batch's :class:`BatchMetrics` from the ``foreachBatch`` body and
-    Spark's progress event for the same batch, which Spark sends after the batch committed."""
+    """Gets each batch's :class:`BatchMetrics` from the ``foreachBatch`` body, then Spark's progress event
+    for the same batch, which Spark sends after the batch committed."""
 
     def __init__(self, progress_file: Path | None) -> None:
         self.progress_file = progress_file
@@ -47,9 +46,6 @@ class ProgressReporter(StreamingQueryListener):
                 *(totals[name] for name in _TOTALS),
             )
 
-    def onQueryStarted(self, event: Any) -> None:
-        pass
-
     def onQueryProgress(self, event: Any) -> None:
         progress = event.progress
         with self._lock:
@@ -69,8 +65,5 @@ class ProgressReporter(StreamingQueryListener):
         with self.progress_file.open("a") as handle:
             handle.write(json.dumps(line) + "\n")
 
-    def onQueryIdle(self, event: Any) -> None:
-        pass
-
-    def onQueryTerminated(self, event: Any) -> None:
-        pass
+    def onQueryStarted(self, event: Any) -> None: ...
+    def onQueryTerminated(self, event: Any) -> None: ...

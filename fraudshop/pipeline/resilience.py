@@ -1,22 +1,14 @@
-"""Whole-batch retries and the stuck-batch watchdog, around any ``foreachBatch`` function.
+"""Whole-batch retries and the stuck-batch watchdog, around any ``foreachBatch`` function. The settings,
+all counted from when Spark hands the batch over (the README's "How the retry settings relate"):
 
-How ``job.batch_attempts``, ``job.batch_retry_backoff_seconds`` and ``job.batch_timeout_seconds``
-relate, all counted from the moment Spark hands the batch over:
+- the watchdog ends the job (exit 70) once the batch has run ``job.batch_timeout_seconds``: a call stuck
+  in the JVM cannot be interrupted, and the restarted job resumes the batch from its checkpoint;
+- failed attempt n is retried after ``job.batch_retry_backoff_seconds * 2 ** (n - 1)`` s, up to
+  ``job.batch_attempts`` attempts, and only if, after its backoff, it could take as long as the longest
+  attempt so far and still end before the deadline. Otherwise the last error is raised at once, so the
+  stream fails with it (not with the watchdog's) and the restarted job resumes the batch.
 
-- The watchdog ends the job (exit 70) once the batch has run for ``batch_timeout_seconds``: a call
-  stuck inside the JVM cannot be interrupted, and a restarted job resumes the batch from its
-  checkpoint.
-- A failed attempt is retried after ``batch_retry_backoff_seconds * 2 ** (n - 1)`` seconds (n = the
-  attempt that failed: 2, 4, 8 … s by default), up to ``batch_attempts`` attempts in all.
-- Retries stay inside the watchdog's budget: an attempt is only started if, after its backoff, it
-  could still take as long as the longest attempt so far and end before the deadline. Otherwise
-  the batch's last error is raised at once, so the stream fails with that error (not with the
-  watchdog's) and the job, restarted, resumes the batch from its checkpoint.
-
-So ``batch_attempts`` is an upper bound; with the defaults (6 attempts, 2 s, 300 s) the full
-schedule (62 s of backoff) fits the budget unless each attempt takes about 40 s. A batch is
-processed at least once or the call raises: it never returns without having processed it, which
-Spark would take as done and commit its offsets.
+A batch is processed or the call raises: returning without processing it, Spark would commit its offsets.
 """
 
 from __future__ import annotations
@@ -26,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from pyspark.sql import DataFrame
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
@@ -61,34 +54,26 @@ def exit_stuck_job(batch_id: int, timeout_seconds: float) -> None:
     os._exit(STUCK_BATCH_EXIT_CODE)
 
 
+@dataclass(eq=False)
 class ResilientBatch:
-    """``process`` retried as a whole on failure and watched for being stuck (see the module's
-    docstring for how the settings relate). Every write of a batch must be idempotent. Kafka data
-    loss is never retried: a retry would read the same missing offsets."""
+    """Every write of a batch must be idempotent. Kafka data loss is never retried: a retry would read the
+    same missing offsets."""
 
-    def __init__(
-        self,
-        process: BatchFunction,
-        attempts: int,
-        backoff_seconds: float,
-        timeout_seconds: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        on_stuck: Callable[[int, float], None] = exit_stuck_job,
-    ) -> None:
-        if attempts < 1:
+    process: BatchFunction
+    attempts: int
+    backoff_seconds: float
+    timeout_seconds: float | None
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    on_stuck: Callable[[int, float], None] = exit_stuck_job
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
             # With no attempt, the batch would "succeed" unprocessed and Spark commit its offsets.
-            raise ValueError(f"a batch needs at least 1 attempt, got {attempts}")
-        if timeout_seconds is not None and timeout_seconds <= 0:
-            raise ValueError(f"the batch timeout must be > 0 seconds, got {timeout_seconds}")
-        self.process = process
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
-        self.timeout_seconds = timeout_seconds
-        self.clock = clock
-        self.sleep = sleep
-        self.on_stuck = on_stuck
+            raise ValueError(f"a batch needs at least 1 attempt, got {self.attempts}")
+        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
+            raise ValueError(f"the batch timeout must be > 0 seconds, got {self.timeout_seconds}")
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         started = self.clock()

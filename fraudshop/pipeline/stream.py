@@ -14,10 +14,8 @@ KAFKA_DATA_LOSS_EXIT_CODE = 65
 
 
 def active_query_id(spark: SparkSession, name: str = QUERY_NAME) -> str:
-    """The id of the running streaming query named ``name``. Spark writes it to the checkpoint on
-    the first start and reads it back on every restart, so it names the job for as long as its
-    checkpoint lives, wherever that is moved. The query is registered before its first batch runs
-    (even before ``start()`` returns), so a batch can ask for it."""
+    """Spark keeps the query id in the checkpoint, so it names the job for as long as the checkpoint lives,
+    wherever it is moved. The query is registered before its first batch runs, so a batch can ask for it."""
     for query in spark.streams.active:
         if query.name == name:
             return str(query.id)
@@ -25,8 +23,8 @@ def active_query_id(spark: SparkSession, name: str = QUERY_NAME) -> str:
 
 
 def explain_stream_failure(error: BaseException) -> tuple[str, int]:
-    """What to tell the operator when the stream fails, and the job's exit code. Only the first
-    line of Spark's error is kept: the rest restates the query plan."""
+    """What to tell the operator, and the job's exit code. Only the first line of Spark's error is kept:
+    the rest restates the query plan."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if is_kafka_data_loss(error):
         # Spark's own words naming the partition and offsets, wherever the wrapping put them.

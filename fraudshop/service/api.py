@@ -1,16 +1,16 @@
 """The HTTP API: record profile changes (the bank's systems, the demo) and read alerts (fraud teams).
-
-OpenAPI docs are served at /docs. Every route but /health needs ``Authorization: Bearer <token>``.
-"""
+OpenAPI docs are served at /docs. Every route but /health needs ``Authorization: Bearer <token>``."""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from cassandra.cluster import Session
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, status
@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from fraudshop.config import Config, ConfigError
 from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.cassandra.reads import BadPageToken, Page, alerts_of_customer, alerts_of_day, changes_of_customer
-from fraudshop.io.cassandra.session import connect
+from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.model.changes import ChangeType, ProfileChange
 
 LEGACY_ROUTE = "/datastax-bank-techday/rest/custChange"
@@ -50,50 +50,23 @@ class PageOut(BaseModel):
 
 def _field_error(field: str, message: str) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors: which field, and why."""
-    return HTTPException(
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}],
-    )
+    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    return HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, detail=detail)
 
 
 def parse_legacy_time(text: str) -> datetime:
     """The original's ``chgdate``: ``2018-07-29 19:53:13.165 GMT`` (or any ISO-8601 time)."""
-    cleaned = text.strip()
-    for suffix in (" GMT", " UTC", "Z"):
-        if cleaned.endswith(suffix):
-            cleaned = cleaned[: -len(suffix)] + "+00:00"
-    return datetime.fromisoformat(cleaned)
+    return datetime.fromisoformat(re.sub(r"( GMT| UTC|Z)$", "+00:00", text.strip()))
 
 
 def _cassandra(request: Request) -> Session:
-    session: Session = request.app.state.cassandra
-    return session
-
-
-def _config(request: Request) -> Config:
-    config: Config = request.app.state.config
-    return config
+    return cast(Session, request.app.state.cassandra)
 
 
 _bearer = HTTPBearer(auto_error=False)
-
-
-def _authorized(
-    config: Annotated[Config, Depends(_config)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    if not config.api.require_token:
-        return
-    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), config.api.token.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-
 Db = Annotated[Session, Depends(_cassandra)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Rows per page")]
 PageToken = Annotated[str | None, Query(description="next_page of the previous response")]
-PROTECTED = [Depends(_authorized)]
 
 
 def create_app(config: Config) -> FastAPI:
@@ -104,19 +77,24 @@ def create_app(config: Config) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        cluster = connect(config.cassandra)
-        app.state.cassandra = cluster.connect()
-        try:
+        with cassandra_session(config.cassandra) as session:
+            app.state.cassandra = session
             yield
-        finally:
-            cluster.shutdown()
 
     app = FastAPI(
         title="fraudshop API",
         summary="Record customer profile changes; read the transactions flagged after them.",
         lifespan=lifespan,
     )
-    app.state.config = config
+
+    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if config.api.require_token and not hmac.compare_digest(given, config.api.token.encode()):
+            raise HTTPException(
+                HTTPStatus.UNAUTHORIZED, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    protected = [Depends(authorized)]
 
     def change_from(account_no: str, customer_id: str, change_type: str, changed_at: datetime | None) -> ProfileChange:
         """Validate every field against the rules the schema cannot express; nothing is written on error."""
@@ -137,14 +115,7 @@ def create_app(config: Config) -> FastAPI:
         return ProfileChange(account_no.strip(), customer_id.strip(), change_type, moment)
 
     def store(session: Session, change: ProfileChange) -> StoredChange:
-        recorded_at = record_profile_change(session, keyspace, change)
-        return StoredChange(
-            account_no=change.account_no,
-            customer_id=change.customer_id,
-            change_type=change.change_type,
-            last_updated=change.last_updated,
-            recorded_at=recorded_at,
-        )
+        return StoredChange(**dataclasses.asdict(change), recorded_at=record_profile_change(session, keyspace, change))
 
     @app.get("/health", tags=["ops"])
     def health(session: Db) -> dict[str, str]:
@@ -157,14 +128,14 @@ def create_app(config: Config) -> FastAPI:
             ) from None
         return {"status": "ok"}
 
-    @app.post("/changes", status_code=status.HTTP_201_CREATED, dependencies=PROTECTED, tags=["changes"])
+    @app.post("/changes", status_code=status.HTTP_201_CREATED, dependencies=protected, tags=["changes"])
     def post_change(request: ChangeRequest, session: Db) -> StoredChange:
         """Record a customer profile change; transactions on the account within the window after
         it are flagged (also those that already happened)."""
         change = change_from(request.account_no, request.customer_id, str(request.change_type), request.changed_at)
         return store(session, change)
 
-    @app.post(LEGACY_ROUTE, status_code=status.HTTP_201_CREATED, dependencies=PROTECTED, tags=["changes"])
+    @app.post(LEGACY_ROUTE, status_code=status.HTTP_201_CREATED, dependencies=protected, tags=["changes"])
     def post_legacy_change(
         session: Db,
         accountNo: Annotated[str, Form()],
@@ -188,12 +159,12 @@ def create_app(config: Config) -> FastAPI:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(error)) from None
         return PageOut(items=page.rows, next_page=page.next_page)
 
-    @app.get("/customers/{customer_id}/alerts", dependencies=PROTECTED, tags=["alerts"])
+    @app.get("/customers/{customer_id}/alerts", dependencies=protected, tags=["alerts"])
     def customer_alerts(customer_id: str, session: Db, limit: Limit = 50, page: PageToken = None) -> PageOut:
         """Flagged transactions of a customer, newest first."""
         return paged(lambda: alerts_of_customer(session, keyspace, customer_id, limit, page))
 
-    @app.get("/alerts", dependencies=PROTECTED, tags=["alerts"])
+    @app.get("/alerts", dependencies=protected, tags=["alerts"])
     def day_alerts(
         day: Annotated[date, Query(description="UTC day of the transactions, YYYY-MM-DD")],
         session: Db,
@@ -203,7 +174,7 @@ def create_app(config: Config) -> FastAPI:
         """Transactions flagged on a day, newest first."""
         return paged(lambda: alerts_of_day(session, keyspace, day, limit, page))
 
-    @app.get("/customers/{customer_id}/changes", dependencies=PROTECTED, tags=["changes"])
+    @app.get("/customers/{customer_id}/changes", dependencies=protected, tags=["changes"])
     def customer_changes(customer_id: str, session: Db, limit: Limit = 50, page: PageToken = None) -> PageOut:
         """A customer's profile changes, newest first."""
         return paged(lambda: changes_of_customer(session, keyspace, customer_id, limit, page))

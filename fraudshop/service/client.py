@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class ApiClient:
     base_url: str
     token: str
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         request = urllib.request.Request(
             self.base_url + path,
             method=method,
@@ -23,7 +23,7 @@ class ApiClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            return cast(dict[str, Any], json.loads(response.read()))
 
     def record_change(
         self, account_no: str, customer_id: str, change_type: str, changed_at: datetime | None = None
@@ -31,15 +31,13 @@ class ApiClient:
         body: dict[str, Any] = {"account_no": account_no, "customer_id": customer_id, "change_type": change_type}
         if changed_at is not None:
             body["changed_at"] = changed_at.isoformat()
-        result: dict[str, Any] = self._call("POST", "/changes", body)
-        return result
+        return self._call("POST", "/changes", body)
 
     def alerts_of_customer(self, customer_id: str, limit: int = 500) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._call("GET", f"/customers/{customer_id}/alerts?limit={limit}")["items"]
-        return items
+        return cast(list[dict[str, Any]], self._call("GET", f"/customers/{customer_id}/alerts?limit={limit}")["items"])
 
     def is_healthy(self) -> bool:
         try:
-            return bool(self._call("GET", "/health") == {"status": "ok"})
+            return self._call("GET", "/health") == {"status": "ok"}
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from fraudshop.model.tables import PREVIOUS_CUSTOMER, TRANSACTION_KEY
+from fraudshop.model.tables import ALERT_COLUMNS, PREVIOUS_CUSTOMER, TRANSACTION_KEY
 
-#: Also returned by the rule: customers of other qualifying changes, whose cust_fraud row for
-#: the transaction (written before a newer change of another owner was known) is stale.
+#: Also returned by the rule: customers of other qualifying changes, whose cust_fraud row for the
+#: transaction (written before a newer change of another owner was known) is stale.
 SUPERSEDED_CUSTOMERS = "superseded_customers"
 
 
@@ -30,20 +30,11 @@ def transactions_in_change_windows(transactions: DataFrame, changes: DataFrame, 
     )
 
 
-def flag_changed_customer_transactions(
-    transactions: DataFrame,
-    changes: DataFrame,
-    window_seconds: int,
-) -> DataFrame:
-    """One row per transaction T for which some change C on the same account has
-    ``C.last_updated <= T.tranpostdt < C.last_updated + window_seconds``.
-
-    The row names the most recent qualifying change (``last_updated``, ``change_type`` and the
-    ``customer_id`` recorded with it; ties broken by change type) and how many distinct changes
-    qualified. It depends only on the set of transactions and changes, not on their order of
-    arrival or on duplicates: a replayed record collapses into one row whose lineage is the
-    earliest record. Columns: :data:`ALERT_COLUMNS` and :data:`SUPERSEDED_CUSTOMERS`.
-    """
+def flag_changed_customer_transactions(transactions: DataFrame, changes: DataFrame, window_seconds: int) -> DataFrame:
+    """One row (:data:`ALERT_COLUMNS`, :data:`SUPERSEDED_CUSTOMERS`) per transaction in the window of a change:
+    the most recent such change (ties broken by change type) and how many distinct changes qualified.
+    Independent of arrival order and duplicates: a replayed record collapses into one row whose lineage is
+    the earliest record."""
     c = changes.select("account_no", "last_updated", "change_type", "customer_id").alias("c")
     matches = transactions.alias("t").join(c, _in_window("t", "c", window_seconds))
     flagged = matches.groupBy(*[F.col(f"t.{name}").alias(name) for name in TRANSACTION_KEY]).agg(
@@ -53,30 +44,15 @@ def flag_changed_customer_transactions(
         F.collect_set("c.customer_id").alias("qualifying_customers"),
         F.min(F.struct("t.source_topic", "t.source_partition", "t.source_offset", "t.amount")).alias("record"),
     )
-    return flagged.select(
-        F.col("change.customer_id").alias("customer_id"),
-        "tranpostdt",
-        "tranid",
-        "account_no",
-        F.col("record.amount").alias("amount"),
-        F.col("change.change_type").alias("change_type"),
-        F.col("change.last_updated").alias("last_updated"),
-        "qualifying_changes",
-        F.col("record.source_topic").alias("source_topic"),
-        F.col("record.source_partition").alias("source_partition"),
-        F.col("record.source_offset").alias("source_offset"),
-        F.array_sort(F.filter("qualifying_customers", lambda customer: customer != F.col("change.customer_id"))).alias(
-            SUPERSEDED_CUSTOMERS
-        ),
-    )
+    alerts = flagged.select(*TRANSACTION_KEY, "change.*", "qualifying_changes", "record.*", "qualifying_customers")
+    others = F.filter("qualifying_customers", lambda customer: customer != F.col("customer_id"))
+    return alerts.select(*ALERT_COLUMNS, F.array_sort(others).alias(SUPERSEDED_CUSTOMERS))
 
 
 def supersede_previous_owners(alerts: DataFrame, recorded_changes: DataFrame, window_seconds: int) -> DataFrame:
-    """``alerts`` (the rule's output) with :data:`SUPERSEDED_CUSTOMERS` also naming the previous
-    owner (``previous_customer_id``) of each of ``recorded_changes`` whose window holds the
-    transaction: a change recorded again for another customer (an owner correction) leaves the
-    earlier customer's row for the transaction stale, and cust_change no longer names that
-    customer. The alert's own customer is never superseded."""
+    """``alerts`` with :data:`SUPERSEDED_CUSTOMERS` also naming the previous owner of each of ``recorded_changes``
+    whose window holds the transaction: an owner correction leaves their row stale, and cust_change no longer
+    names them. The alert's own customer is never superseded."""
     corrections = recorded_changes.where(F.col(PREVIOUS_CUSTOMER).isNotNull()).select(
         "account_no", "last_updated", PREVIOUS_CUSTOMER
     )
@@ -90,11 +66,6 @@ def supersede_previous_owners(alerts: DataFrame, recorded_changes: DataFrame, wi
     superseded = F.array_union(
         F.col(SUPERSEDED_CUSTOMERS), F.coalesce("previous_owners", F.array().cast("array<string>"))
     )
-    return (
-        alerts.join(previous_owners, list(TRANSACTION_KEY), "left")
-        .withColumn(
-            SUPERSEDED_CUSTOMERS,
-            F.array_sort(F.filter(superseded, lambda customer: customer != F.col("customer_id"))),
-        )
-        .select(*alerts.columns)
-    )
+    others = F.filter(superseded, lambda customer: customer != F.col("customer_id"))
+    joined = alerts.join(previous_owners, list(TRANSACTION_KEY), "left")
+    return joined.withColumn(SUPERSEDED_CUSTOMERS, F.array_sort(others)).select(*alerts.columns)

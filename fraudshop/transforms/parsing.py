@@ -1,8 +1,7 @@
 """Kafka records → typed transactions, or a reject reason for each record that cannot be one.
 
-Every record yields exactly one row: valid ones carry ``reject_reason = NULL``; the others keep
-their raw payload, Kafka coordinates, a reason code and a human-readable detail. Nothing here
-raises on bad input, so one malformed record can never kill the stream.
+Every record yields exactly one row: valid ones carry ``reject_reason = NULL``, the others a reason code
+and a detail. Nothing here raises on bad input, so one malformed record can never kill the stream.
 """
 
 from __future__ import annotations
@@ -14,68 +13,27 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from fraudshop.model.records import JSON_FIELDS, LEGACY_FIELDS, REJECT_REASONS, REQUIRED_FIELDS, TEXT_FIELDS
-from fraudshop.model.tables import TRANSACTION_COLUMNS
+from fraudshop.model.tables import KAFKA_POSITION, TRANSACTION_COLUMNS
 
 _CORRUPT = "_corrupt_record"
-_JSON_SCHEMA = StructType(
-    # Everything is read as text, then typed here, so a bad value gives a precise reason
-    # instead of nulling the whole record.
-    [StructField(name, StringType()) for name in (*JSON_FIELDS, _CORRUPT)]
-)
-
-
-def _blank_to_null(value: Column) -> Column:
-    trimmed = F.trim(value)
-    return F.when(trimmed != "", trimmed)
+# Everything is read as text, then typed here, so a bad value gives a precise reason instead of nulling the record.
+_JSON_SCHEMA = StructType([StructField(name, StringType()) for name in (*JSON_FIELDS, _CORRUPT)])
 
 
 def _is_finite(value: Column) -> Column:
     return ~F.isnan(value) & (F.abs(value) != float("inf"))
 
 
-def _looks_like_json_container(value: Column) -> Column:
-    """A JSON object or array given where text belongs: from_json renders it back as text."""
-    return value.startswith("{") | value.startswith("[")
-
-
-def _field_projections() -> tuple[tuple[Column, ...], tuple[Column, ...]]:
-    """Two projections that add one text column per field, from whichever format the record is in."""
-    raw = F.col("raw_value")
-    # Parsed once per record into columns of their own: referenced from every field's
-    # expression instead, the JSON would be parsed again for each field (Spark does not share
-    # an expression between the branches of CASE WHEN).
-    decode = (
-        F.col("*"),
-        F.ltrim(raw).startswith("{").alias("_is_json"),
-        F.from_json(raw, _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT}).alias("_json"),
-        F.split(raw, ";", -1).alias("_legacy"),
-    )
-    is_json = F.col("_is_json")
-    legacy_parts = F.col("_legacy")
-
-    def field(name: str) -> Column:
-        legacy_value = legacy_parts.getItem(LEGACY_FIELDS.index(name)) if name in LEGACY_FIELDS else F.lit(None)
-        return _blank_to_null(F.when(is_json, F.col("_json").getField(name)).otherwise(legacy_value))
-
-    fields = (
-        F.col("*"),  # the decoding columns too: the final projection leaves them out
-        F.when(is_json, "json").when(F.size(legacy_parts) > 1, "legacy").alias("format"),
-        F.when(is_json, F.col("_json").getField(_CORRUPT)).alias(_CORRUPT),
-        F.size(legacy_parts).alias("legacy_field_count"),
-        *[field(name).alias(f"{name}_text") for name in JSON_FIELDS],
-    )
-    return decode, fields
-
-
 def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple[Column, Column]:
     """(reason code, detail) of the first rule a record breaks; both NULL for a valid record."""
-    tranpostdt = F.col("tranpostdt")
-    amount = F.col("amount")
-    tranamt = F.col("tranamt")
+    tranpostdt, amount, tranamt = F.col("tranpostdt"), F.col("amount"), F.col("tranamt")
     latest_allowed = F.col("source_timestamp") + F.expr(f"INTERVAL {int(max_future_skew_seconds)} SECONDS")
 
-    def quoted(name: str) -> Column:
-        return F.concat(F.lit("'"), F.col(f"{name}_text"), F.lit("'"))
+    def text(name: str) -> Column:
+        return F.col(f"{name}_text")
+
+    def quoting(name: str, complaint: str) -> Column:
+        return F.concat(F.lit(f"{name} '"), text(name), F.lit(f"' {complaint}"))
 
     rules: list[tuple[Column, str, Column]] = [
         (
@@ -83,48 +41,32 @@ def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple
             "oversize_record",
             F.format_string(f"record is %d bytes, more than the {max_record_bytes} allowed", "record_bytes"),
         ),
-        (
-            F.col("format").isNull(),
-            "unrecognised_format",
-            F.lit("neither a JSON object nor semicolon-separated text"),
-        ),
-        (
-            F.col(_CORRUPT).isNotNull(),
-            "malformed_json",
-            F.lit("starts like a JSON object but does not parse as one"),
-        ),
+        (F.col("format").isNull(), "unrecognised_format", F.lit("neither a JSON object nor semicolon-separated text")),
+        (F.col(_CORRUPT).isNotNull(), "malformed_json", F.lit("starts like a JSON object but does not parse as one")),
         (
             (F.col("format") == "legacy") & (F.col("legacy_field_count") != len(LEGACY_FIELDS)),
             "legacy_field_count",
             F.format_string(f"semicolon record has %d fields, expected {len(LEGACY_FIELDS)}", "legacy_field_count"),
         ),
         *[
-            (F.col(f"{name}_text").isNull(), f"missing_{name}", F.lit(f"required field {name} is missing or empty"))
+            (text(name).isNull(), f"missing_{name}", F.lit(f"required field {name} is missing or empty"))
             for name in REQUIRED_FIELDS
         ],
-        *[
+        *[  # from_json renders a JSON object or array given where text belongs back as text
             (
-                _looks_like_json_container(F.col(f"{name}_text")),
+                text(name).startswith("{") | text(name).startswith("["),
                 f"invalid_{name}",
                 F.lit(f"{name} must be text, got a JSON object or array"),
             )
             for name in ("account_no", "tranid")
         ],
+        (tranpostdt.isNull(), "invalid_tranpostdt", quoting("tranpostdt", "is not an ISO-8601 timestamp")),
+        (amount.isNull(), "invalid_amount", quoting("amount", "is not a number")),
+        (~_is_finite(amount), "non_finite_amount", quoting("amount", "is not finite")),
         (
-            tranpostdt.isNull(),
-            "invalid_tranpostdt",
-            F.concat(F.lit("tranpostdt "), quoted("tranpostdt"), F.lit(" is not an ISO-8601 timestamp")),
-        ),
-        (amount.isNull(), "invalid_amount", F.concat(F.lit("amount "), quoted("amount"), F.lit(" is not a number"))),
-        (
-            ~_is_finite(amount),
-            "non_finite_amount",
-            F.concat(F.lit("amount "), quoted("amount"), F.lit(" is not finite")),
-        ),
-        (
-            F.col("tranamt_text").isNotNull() & (tranamt.isNull() | ~_is_finite(tranamt)),
+            text("tranamt").isNotNull() & (tranamt.isNull() | ~_is_finite(tranamt)),
             "invalid_tranamt",
-            F.concat(F.lit("tranamt "), quoted("tranamt"), F.lit(" is not a finite number")),
+            quoting("tranamt", "is not a finite number"),
         ),
         (
             tranpostdt > latest_allowed,
@@ -161,6 +103,30 @@ def _parsing_projections(
         F.col("timestamp").alias("source_timestamp"),
         *[F.col(name) for name in carried],
     )
+    # Parsed once per record into columns of their own: referenced from every field's expression
+    # instead, the JSON would be parsed again for each field (Spark does not share an expression
+    # between the branches of CASE WHEN).
+    raw = F.col("raw_value")
+    decode = (
+        F.col("*"),
+        F.ltrim(raw).startswith("{").alias("_is_json"),
+        F.from_json(raw, _JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT}).alias("_json"),
+        F.split(raw, ";", -1).alias("_legacy"),
+    )
+    is_json, legacy_parts = F.col("_is_json"), F.col("_legacy")
+
+    def field(name: str) -> Column:
+        legacy_value = legacy_parts.getItem(LEGACY_FIELDS.index(name)) if name in LEGACY_FIELDS else F.lit(None)
+        trimmed = F.trim(F.when(is_json, F.col("_json").getField(name)).otherwise(legacy_value))
+        return F.when(trimmed != "", trimmed)  # blank → NULL
+
+    fields = (
+        F.col("*"),  # the decoding columns too: the final projection leaves them out
+        F.when(is_json, "json").when(F.size(legacy_parts) > 1, "legacy").alias("format"),
+        F.when(is_json, F.col("_json").getField(_CORRUPT)).alias(_CORRUPT),
+        F.size(legacy_parts).alias("legacy_field_count"),
+        *[field(name).alias(f"{name}_text") for name in JSON_FIELDS],
+    )
     typed = (
         F.col("*"),
         F.date_trunc("millisecond", F.col("tranpostdt_text").cast("timestamp")).alias("tranpostdt"),
@@ -175,22 +141,15 @@ def _parsing_projections(
         detail.alias("reject_detail"),
         *[F.col(name) for name in carried],
     )
-    return (record, *_field_projections(), typed, judged)
+    return record, decode, fields, typed, judged
 
 
 def parse_transaction_records(
-    records: DataFrame,
-    max_record_bytes: int = 65536,
-    max_future_skew_seconds: int = 300,
-    carried: tuple[str, ...] = (),
+    records: DataFrame, max_record_bytes: int = 65536, max_future_skew_seconds: int = 300, carried: tuple[str, ...] = ()
 ) -> DataFrame:
-    """Parse Kafka rows (``value``, ``topic``, ``partition``, ``offset``, ``timestamp``).
-
-    Returns the transaction columns, the lineage columns, ``raw_value``, ``reject_reason`` and
-    ``reject_detail``, then the ``carried`` columns of ``records`` unchanged. Timestamps become
-    UTC instants truncated to the millisecond, Cassandra's precision, so what the job compares is
-    exactly what it stores.
-    """
+    """Kafka rows (``value``, ``topic``, ``partition``, ``offset``, ``timestamp``) → the transaction
+    columns, ``raw_value``, ``reject_reason``, ``reject_detail``, then the ``carried`` columns unchanged.
+    Timestamps are truncated to the millisecond, Cassandra's precision, so the job compares what it stores."""
     parsed = records
     for projection in _parsing_projections(max_record_bytes, max_future_skew_seconds, carried):
         parsed = parsed.select(*projection)
@@ -203,12 +162,10 @@ def valid_transactions(parsed: DataFrame) -> DataFrame:
 
 
 def rejected_records(parsed: DataFrame) -> DataFrame:
-    """Rows of :func:`parse_transaction_records` that are not transactions, as bank.transaction_rejects rows."""
+    """Rows of :func:`parse_transaction_records` that are not, as bank.transaction_rejects rows (but rejected_at)."""
     return parsed.where(F.col("reject_reason").isNotNull()).select(
         F.col("reject_reason").alias("reason"),
-        "source_topic",
-        "source_partition",
-        "source_offset",
+        *KAFKA_POSITION,
         F.col("reject_detail").alias("detail"),
         "raw_value",
         "source_timestamp",

@@ -21,10 +21,10 @@ from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.settings import kafka_client_settings
 from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
+from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import synthetic_transactions
 from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE
 from tests.integration.conftest import config_for_tests, stored_rows
-from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

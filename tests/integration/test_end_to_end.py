@@ -16,8 +16,8 @@ from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.settings import kafka_client_settings
 from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
+from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

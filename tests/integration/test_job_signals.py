@@ -15,8 +15,8 @@ from cassandra.cluster import Session
 
 from fraudshop.config import Config
 from fraudshop.io.kafka.topics import ensure_topic
+from fraudshop.lab.waiting import wait_until
 from tests.integration.conftest import TEST_STACK_SETTINGS
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from cassandra.cluster import Session
 from fraudshop.config import Config
 from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.kafka.producer import send_transactions
+from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
 from tests.integration.test_end_to_end import NOW, running_job, stored_alerts, transaction  # noqa: F401
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from fraudshop.lab.bench.processes import cpu_seconds, job_processes, machine, p
 from fraudshop.lab.bench.progress import breakdown, parse_batch, records_done
 from fraudshop.lab.bench.stats import percentile, summary
 from fraudshop.lab.bench.workload import OfferedTransactions, Workload, customer_of, expected_alerts
-from tests.support.waiting import wait_until
+from fraudshop.lab.waiting import wait_until
 
 
 def detection_line(batch_id: int, records: int | None, trigger_ms: int = 2000) -> dict[str, object]:

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 from fraudshop.lab.faults import batches_with_records, command_lines_of_group, exit_cause
+from fraudshop.lab.waiting import wait_until
 from fraudshop.pipeline.resilience import STUCK_BATCH_EXIT_CODE
 from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE
-from tests.support.waiting import wait_until
 
 
 def progress_line(batch_id: int, records: int | None) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from fraudshop.config import load_config
 from fraudshop.jobs import launcher
-from tests.support.waiting import wait_until
+from fraudshop.lab.waiting import wait_until
 
 #: A stand-in for spark-submit's JVM: it starts a child (as the JVM starts the Python driver) and runs.
 FAKE_JOB = "import subprocess, sys, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"

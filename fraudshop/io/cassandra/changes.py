@@ -1,4 +1,4 @@
-"""Record a customer profile change: cust_change, cust_change_by_customer and cust_change_log at once."""
+"""Record a customer profile change in cust_change, cust_change_by_customer and cust_change_log at once."""
 
 from __future__ import annotations
 
@@ -19,33 +19,28 @@ from fraudshop.model.tables import (
 )
 
 
-def _insert(keyspace: str, table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
 def _where(columns: tuple[str, ...]) -> str:
     return " AND ".join(f"{column} = ?" for column in columns)
 
 
 def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> datetime:
-    """Write the change to cust_change, cust_change_by_customer and cust_change_log in one logged
-    batch (all or nothing); return when it was recorded.
+    """Write the change to the three tables in one logged batch (all or nothing); return when it
+    was recorded.
 
-    Recording a change again for another customer (same account, last_updated and change type: an
-    owner correction) replaces the earlier customer: their cust_change_by_customer row goes, and
-    the log entry names them as ``previous_customer_id`` so the detection job drops their alerts
-    for the change."""
+    Recording it again for another customer (an owner correction) replaces the earlier customer:
+    their cust_change_by_customer row goes, and the log entry names them as ``previous_customer_id``
+    so the detection job drops their alerts for the change."""
     recorded_at = to_cassandra_time(datetime.now(UTC))
     current = session.execute(
         session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {_where(CHANGE_KEY)}"), change.key
     ).one()
-    previous_customer = current.customer_id if current and current.customer_id != change.customer_id else None
+    previous = current.customer_id if current and current.customer_id != change.customer_id else None
     values: dict[str, Any] = {
         **dataclasses.asdict(change),
         "recorded_hour": recorded_hour(recorded_at),
         "recorded_at": recorded_at,
         # Unset, not null, when there is none: a null would write a tombstone.
-        PREVIOUS_CUSTOMER: UNSET_VALUE if previous_customer is None else previous_customer,
+        PREVIOUS_CUSTOMER: UNSET_VALUE if previous is None else previous,
     }
     batch = BatchStatement(batch_type=BatchType.LOGGED)
     for table, columns in (
@@ -53,10 +48,11 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
         ("cust_change_by_customer", CHANGE_BY_CUSTOMER_KEY),
         ("cust_change_log", CHANGE_LOG_COLUMNS),
     ):
-        batch.add(session.prepare(_insert(keyspace, table, columns)), [values[column] for column in columns])
-    if previous_customer is not None:
+        insert = f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        batch.add(session.prepare(insert), [values[column] for column in columns])
+    if previous is not None:
         delete = f"DELETE FROM {keyspace}.cust_change_by_customer WHERE {_where(CHANGE_BY_CUSTOMER_KEY)}"
-        previous_row = {**values, "customer_id": previous_customer}
+        previous_row = {**values, "customer_id": previous}
         batch.add(session.prepare(delete), [previous_row[column] for column in CHANGE_BY_CUSTOMER_KEY])
     session.execute(batch)
     return recorded_at

@@ -1,5 +1,4 @@
-"""The reads fraud teams make, each served by one partition: alerts of a customer, alerts of a
-day, a customer's recent profile changes. Shared by the API, the CLI and the demo."""
+"""The reads fraud teams make, each served by one partition. Shared by the API, the CLI and the demo."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ from cassandra.query import SimpleStatement
 
 from fraudshop.model.tables import CHANGE_BY_CUSTOMER_KEY, CUST_FRAUD_COLUMNS, LINEAGE_COLUMNS
 
-#: An alert as a person reads it (the CLI, the demo and the notebook): cust_fraud's columns
-#: without the Kafka lineage, which only matters when tracing a row back to its record.
+#: An alert as a person reads it: cust_fraud's columns without the Kafka lineage.
 ALERT_SUMMARY_COLUMNS: tuple[str, ...] = tuple(c for c in CUST_FRAUD_COLUMNS if c not in LINEAGE_COLUMNS)
 
 
@@ -37,21 +35,16 @@ def _utc(value: Any) -> Any:
     return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
-def _page(session: Session, cql: str, values: tuple[Any, ...], limit: int, page: str | None) -> Page:
+def _page(session: Session, cql: str, key: Any, limit: int, page: str | None) -> Page:
     try:
         paging_state = base64.b64decode(page.encode(), altchars=b"-_", validate=True) if page else None
-    except (binascii.Error, ValueError):
-        raise BadPageToken("page token is not one this API returned") from None
-    statement = SimpleStatement(cql, fetch_size=limit)
-    try:
-        result = session.execute(statement, values, paging_state=paging_state)
-    except (InvalidRequest, ProtocolException):
-        if paging_state is None:
+        result = session.execute(SimpleStatement(cql, fetch_size=limit), (key,), paging_state=paging_state)
+    except (binascii.Error, ValueError, InvalidRequest, ProtocolException):
+        if not page:
             raise
         raise BadPageToken("page token is not one this API returned") from None
     rows = [{name: _utc(value) for name, value in row._asdict().items()} for row in result.current_rows]
-    next_state = result.paging_state
-    return Page(rows, base64.urlsafe_b64encode(next_state).decode() if next_state else None)
+    return Page(rows, base64.urlsafe_b64encode(result.paging_state).decode() if result.paging_state else None)
 
 
 def alerts_of_customer(
@@ -59,14 +52,14 @@ def alerts_of_customer(
 ) -> Page:
     """Flagged transactions of a customer, newest first."""
     cql = f"SELECT {', '.join(CUST_FRAUD_COLUMNS)} FROM {keyspace}.cust_fraud WHERE customer_id = %s"
-    return _page(session, cql, (customer_id,), limit, page)
+    return _page(session, cql, customer_id, limit, page)
 
 
 def alerts_of_day(session: Session, keyspace: str, day: date, limit: int = 50, page: str | None = None) -> Page:
     """Transactions flagged on a UTC day (by transaction time), newest first."""
-    # The same columns as cust_fraud: an alert reads the same whichever way it was found.
+    # cust_fraud's columns: an alert reads the same whichever way it was found.
     cql = f"SELECT {', '.join(CUST_FRAUD_COLUMNS)} FROM {keyspace}.cust_fraud_by_day WHERE day = %s"
-    return _page(session, cql, (day,), limit, page)
+    return _page(session, cql, day, limit, page)
 
 
 def changes_of_customer(
@@ -75,4 +68,4 @@ def changes_of_customer(
     """A customer's profile changes, newest first."""
     # cust_change_by_customer's columns are its key.
     cql = f"SELECT {', '.join(CHANGE_BY_CUSTOMER_KEY)} FROM {keyspace}.cust_change_by_customer WHERE customer_id = %s"
-    return _page(session, cql, (customer_id,), limit, page)
+    return _page(session, cql, customer_id, limit, page)

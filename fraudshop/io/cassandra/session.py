@@ -14,18 +14,15 @@ from fraudshop.config import CassandraConfig
 
 
 def connect(cassandra: CassandraConfig) -> Cluster:
-    """A driver cluster object for the configured contact points, credentials and data centre."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cassandra.local_dc or None)),
         request_timeout=30,
     )
-    auth = PlainTextAuthProvider(cassandra.username, cassandra.password) if cassandra.username else None
-    tls = ssl.create_default_context(cafile=cassandra.ssl_ca_file or None) if cassandra.ssl_enabled else None
     return Cluster(
         contact_points=cassandra.host_list,
         port=cassandra.port,
-        auth_provider=auth,
-        ssl_context=tls,
+        auth_provider=PlainTextAuthProvider(cassandra.username, cassandra.password) if cassandra.username else None,
+        ssl_context=ssl.create_default_context(cafile=cassandra.ssl_ca_file or None) if cassandra.ssl_enabled else None,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     )
 

@@ -1,14 +1,14 @@
-"""The detection job's store in Cassandra: bulk reads and writes through the Spark Cassandra
-Connector, the few small driver-side statements (change log, progress, deletes) with
-cassandra-driver."""
+"""The detection job's store: bulk reads and writes through the Spark Cassandra Connector, the few
+small statements (change log, progress, deletes) through cassandra-driver."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
-from cassandra.cluster import Session
+from cassandra.cluster import ResultSet, Session
 from cassandra.query import PreparedStatement
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -19,8 +19,6 @@ from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
 from fraudshop.model.tables import ALERT_KEY, CHANGE_COLUMNS, JOB_PROGRESS_COLUMNS, PREVIOUS_CUSTOMER, AlertKey
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
-#: What the job reads of a cust_change_log entry.
-_LOGGED_CHANGE_COLUMNS = ("recorded_at", *CHANGE_COLUMNS, PREVIOUS_CUSTOMER)
 
 
 def read_cassandra_table(spark: SparkSession, keyspace: str, table: str, **options: str) -> DataFrame:
@@ -32,10 +30,6 @@ def write_cassandra_table(rows: DataFrame, keyspace: str, table: str) -> None:
     rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()
 
 
-def _where(columns: tuple[str, ...]) -> str:
-    return " AND ".join(f"{column} = ?" for column in columns)
-
-
 class CassandraStore:
     """The :class:`~fraudshop.pipeline.ports.DetectionStore` of the job."""
 
@@ -43,39 +37,22 @@ class CassandraStore:
         self.spark = spark
         self.cassandra = cassandra
         self.keyspace = cassandra.keyspace
+        self._prepared: dict[str, PreparedStatement] = {}
 
     @cached_property
     def _session(self) -> Session:
         # Lives as long as the job; statements name their keyspace (no USE, no ambiguity).
         return connect(self.cassandra).connect()
 
-    @cached_property
-    def _delete_alert(self) -> PreparedStatement:
-        return self._session.prepare(f"DELETE FROM {self.keyspace}.cust_fraud WHERE {_where(ALERT_KEY)}")
-
-    @cached_property
-    def _changes_recorded_in_hour(self) -> PreparedStatement:
-        # Prepared once: it runs on every micro-batch. In clustering order: by recorded_at.
-        return self._session.prepare(
-            f"SELECT {', '.join(_LOGGED_CHANGE_COLUMNS)} FROM {self.keyspace}.cust_change_log "
-            "WHERE recorded_hour = ? AND recorded_at >= ? LIMIT ?"
-        )
-
-    @cached_property
-    def _load_progress(self) -> PreparedStatement:
-        job, scanned_until = JOB_PROGRESS_COLUMNS
-        return self._session.prepare(f"SELECT {scanned_until} FROM {self.keyspace}.job_progress WHERE {job} = ?")
-
-    @cached_property
-    def _save_progress(self) -> PreparedStatement:
-        return self._session.prepare(
-            f"INSERT INTO {self.keyspace}.job_progress ({', '.join(JOB_PROGRESS_COLUMNS)}) VALUES (?, ?)"
-        )
+    def _execute(self, cql: str, values: Sequence[Any]) -> ResultSet:
+        # Each statement is prepared once: they run on every micro-batch.
+        if cql not in self._prepared:
+            self._prepared[cql] = self._session.prepare(cql)
+        return self._session.execute(self._prepared[cql], values)
 
     def _of_accounts(self, table: str, accounts: DataFrame) -> DataFrame:
-        # A join on the partition key that the connector always runs as per-account partition
-        # reads (direct join), never as a table scan: its size estimate is unreliable on a
-        # young table and would pick a full scan.
+        # Always a direct join (per-account partition reads), never a table scan: the connector's
+        # size estimate is unreliable on a young table and would pick a full scan.
         partitions = read_cassandra_table(self.spark, self.keyspace, table, directJoinSetting="on")
         return accounts.distinct().join(partitions, "account_no")
 
@@ -96,30 +73,36 @@ class CassandraStore:
         write_cassandra_table(alerts.withColumn("day", F.to_date("tranpostdt")), self.keyspace, "cust_fraud_by_day")
 
     def delete_alerts(self, keys: Sequence[AlertKey]) -> None:
+        where = " AND ".join(f"{column} = ?" for column in ALERT_KEY)
         for key in keys:
-            self._session.execute(self._delete_alert, key)
+            self._execute(f"DELETE FROM {self.keyspace}.cust_fraud WHERE {where}", key)
 
     def changes_recorded_since(self, since: datetime, limit: int) -> list[RecordedChange]:
         hour = recorded_hour(since)
         # One hour past now: a writer whose clock runs ahead files changes in the next bucket.
         last_hour = recorded_hour(datetime.now(UTC) + timedelta(hours=1))
+        columns = ", ".join(("recorded_at", *CHANGE_COLUMNS, PREVIOUS_CUSTOMER))
+        cql = (  # in clustering order: by recorded_at
+            f"SELECT {columns} FROM {self.keyspace}.cust_change_log "
+            "WHERE recorded_hour = ? AND recorded_at >= ? LIMIT ?"
+        )
         found: list[RecordedChange] = []
         # Hour by hour, only as far as the limit: after an outage the rest waits for the next scans.
         while hour <= last_hour and len(found) < limit:
-            for row in self._session.execute(self._changes_recorded_in_hour, (hour, since, limit - len(found))):
+            for row in self._execute(cql, (hour, since, limit - len(found))):
                 fields = {name: getattr(row, name) for name in CHANGE_COLUMNS}
-                fields["last_updated"] = fields["last_updated"].replace(tzinfo=UTC)
-                found.append(
-                    RecordedChange(
-                        row.recorded_at.replace(tzinfo=UTC), ProfileChange(**fields), getattr(row, PREVIOUS_CUSTOMER)
-                    )
-                )
+                fields["last_updated"] = row.last_updated.replace(tzinfo=UTC)
+                previous = getattr(row, PREVIOUS_CUSTOMER)
+                found.append(RecordedChange(row.recorded_at.replace(tzinfo=UTC), ProfileChange(**fields), previous))
             hour += timedelta(hours=1)
         return found
 
     def load_scan_progress(self, job: str) -> datetime | None:
-        row = self._session.execute(self._load_progress, (job,)).one()
+        job_column, scanned_until = JOB_PROGRESS_COLUMNS
+        cql = f"SELECT {scanned_until} FROM {self.keyspace}.job_progress WHERE {job_column} = ?"
+        row = self._execute(cql, (job,)).one()
         return row[0].replace(tzinfo=UTC) if row else None
 
     def save_scan_progress(self, job: str, scanned_until: datetime) -> None:
-        self._session.execute(self._save_progress, (job, scanned_until))
+        columns = ", ".join(JOB_PROGRESS_COLUMNS)
+        self._execute(f"INSERT INTO {self.keyspace}.job_progress ({columns}) VALUES (?, ?)", (job, scanned_until))

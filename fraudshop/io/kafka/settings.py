@@ -16,11 +16,10 @@ LOGIN_MODULES = {
 
 
 class UnsupportedSaslMechanismError(ValueError):
-    """``kafka.sasl_mechanism`` names a mechanism fraudshop has no login module for."""
+    pass
 
 
 def login_module(mechanism: str) -> str:
-    """The Java client's login module for a SASL ``mechanism``; refuses any other mechanism."""
     try:
         return LOGIN_MODULES[mechanism]
     except KeyError:
@@ -30,12 +29,11 @@ def login_module(mechanism: str) -> str:
 
 
 def jaas_quoted(value: str) -> str:
-    """``value`` as a JAAS quoted string: the parser reads backslash escapes inside double quotes."""
+    """The JAAS parser reads backslash escapes inside double quotes."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def kafka_client_settings(kafka: KafkaConfig) -> dict[str, Any]:
-    """kafka-python settings, security included."""
     settings: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers.split(","),
         "security_protocol": kafka.security_protocol,
@@ -53,7 +51,6 @@ def kafka_client_settings(kafka: KafkaConfig) -> dict[str, Any]:
 
 
 def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
-    """Options of Spark's Kafka source, security included."""
     options = {
         "kafka.bootstrap.servers": kafka.bootstrap_servers,
         "subscribe": kafka.topic,

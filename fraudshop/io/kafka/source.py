@@ -11,9 +11,9 @@ from fraudshop.pipeline.micro_batch import BATCH_TIMESTAMP
 
 
 def transaction_records(spark: SparkSession, kafka: KafkaConfig) -> DataFrame:
-    """The job's input stream: Kafka records, plus one tick row per second from Spark's rate
-    source (``topic`` NULL) so a micro-batch runs every trigger even when no transaction arrives;
-    the late-change scan runs on every micro-batch. Every row carries the batch timestamp."""
+    """Kafka records plus one tick row (``topic`` NULL) per second from Spark's rate source, so a
+    micro-batch, and with it the late-change scan, runs every trigger even when no transaction
+    arrives. Every row carries the batch timestamp."""
     from_kafka = spark.readStream.format("kafka").options(**kafka_source_options(kafka)).load()
     ticks = spark.readStream.format("rate").option("rowsPerSecond", 1).load()
     no_record = ticks.select(

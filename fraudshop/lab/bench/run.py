@@ -16,7 +16,6 @@ from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from fraudshop.config import Config
 from fraudshop.config.resources import packaged_file
@@ -34,6 +33,7 @@ from fraudshop.lab.console import Step, step
 from fraudshop.lab.scratch import scratch_space, stored_rows
 from fraudshop.lab.stack.cassandra import cassandra_server
 from fraudshop.lab.stack.kafka import kafka_server
+from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
 
 log = logging.getLogger(__name__)
@@ -86,19 +86,12 @@ class SystemRun:
                 shown.update(f"{self.name}: {done:,} of {target:,} records processed")
             return done >= target
 
-        def report(state: RetryCallState) -> None:
-            if state.attempt_number % 40 == 0:  # every 10 s
-                log.info("%s: waiting for the job, %d of %d records processed", self.name, done, target)
+        def report(elapsed: float) -> None:
+            log.info("%s: waiting for the job, %d of %d records processed", self.name, done, target)
 
-        waiting = Retrying(
-            retry=retry_if_result(lambda finished: not finished),
-            stop=stop_after_delay(timeout),
-            wait=wait_fixed(0.25),
-            before_sleep=report,
-        )
         try:
-            waiting(caught_up)
-        except RetryError:
+            wait_until(caught_up, timeout, f"{self.name}'s job", interval=0.25, every_10_seconds=report)
+        except TimeoutError:
             raise TimeoutError(f"{self.name}: {done} of {target} records processed after {timeout:.0f} s") from None
         return time.time()
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from fraudshop.lab.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +134,12 @@ class ServerProcess:
                 )
             return port_is_open(self.host, self.port) and self._log_says_ready(log_offset)
 
-        def report(state: RetryCallState) -> None:
-            if state.attempt_number % 20 == 0:  # every 10 s
-                log.info("waiting for %s … %.0f s", self.name, time.monotonic() - started)
+        def report(elapsed: float) -> None:
+            log.info("waiting for %s … %.0f s", self.name, elapsed)
 
-        waiting = Retrying(
-            retry=retry_if_result(lambda is_ready: not is_ready),
-            stop=stop_after_delay(timeout_seconds),
-            wait=wait_fixed(0.5),
-            before_sleep=report,
-        )
         try:
-            waiting(ready)
-        except RetryError:
+            wait_until(ready, timeout_seconds, self.name, interval=0.5, every_10_seconds=report)
+        except TimeoutError:
             self.stop()
             raise ServerStartError(
                 f"{self.name} was not ready after {timeout_seconds:.0f} s; see {self.server_log}"

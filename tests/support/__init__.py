@@ -1,1 +1,0 @@
-"""Helpers of the test suite that product code has no use for."""

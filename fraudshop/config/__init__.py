@@ -37,7 +37,7 @@ SaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class _Section(BaseModel):
     # Strings from the environment and --set are parsed into each field's type (lax mode); a TOML
     # number given for a text key (kafka_heap = 512) is read as its text.
-    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
 class KafkaConfig(_Section):
@@ -83,7 +83,7 @@ class JobConfig(_Section):
     spark_master: Annotated[str, Field(pattern=r"^(local(\[[\d*,]+\])?|(spark|k8s)://\S+|yarn)$")]
     # Checked here: Spark would refuse a malformed one only once the job has started.
     trigger_interval: Annotated[str, Field(pattern=r"^(\d+ (day|hour|minute|second|millisecond)s? ?)+$")]
-    change_window_hours: Annotated[float, Field(gt=0)]
+    change_window_hours: Annotated[float, Field(ge=0.001)]  # at least 3.6 s, so the rule never runs on a 0 s window
     change_scan_margin_seconds: NotNegative
     late_changes_per_batch: AtLeastOne
     max_future_skew_seconds: NotNegative

@@ -115,24 +115,35 @@ def exit_status(returncode: int) -> int:
 def run_job(config: Config, grace_seconds: float = 60) -> int:
     """Run the detection job in the foreground, passing signals on to its group (killed if still
     running ``grace_seconds`` later); return its exit code once every process of it is gone."""
-    job = subprocess.Popen(
-        job_command(config), env=job_environment(config), stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    kill_timer = threading.Timer(grace_seconds, signal_job, (job.pid, signal.SIGKILL))
-    kill_timer.daemon = True
+    job: subprocess.Popen[bytes] | None = None
+    received: list[int] = []  # signals that came before the job existed: passed on once it does
+    kill_timer: threading.Timer | None = None
 
     def pass_on(signum: int, frame: FrameType | None) -> None:
+        nonlocal kill_timer
+        if job is None:
+            received.append(signum)
+            return
         log.info("passing %s on to the job (process group %d)", signal.Signals(signum).name, job.pid)
         signal_job(job.pid, signum)
-        if not kill_timer.is_alive():
+        if kill_timer is None:  # armed once, by the first signal
+            kill_timer = threading.Timer(grace_seconds, signal_job, (job.pid, signal.SIGKILL))
+            kill_timer.daemon = True
             kill_timer.start()
 
+    # Installed before the job starts, so no signal can end the launcher and leave the job behind.
     previous = {signum: signal.signal(signum, pass_on) for signum in PASSED_ON_SIGNALS}
     try:
+        job = subprocess.Popen(
+            job_command(config), env=job_environment(config), stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        for signum in received:
+            pass_on(signum, None)
         returncode = job.wait()
         _wait_for_the_rest(job.pid, grace_seconds)
     finally:
-        kill_timer.cancel()
+        if kill_timer is not None:
+            kill_timer.cancel()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return exit_status(returncode)

@@ -82,7 +82,9 @@ class LateChangeScanner:
         if caught_up:
             self._scanned_until = max(self._scanned_until, batch_at)
         elif fresh:
-            self._scanned_until = max(self._scanned_until, fresh[-1].recorded_at)
+            # Never past the batch time: an entry from a writer whose clock runs ahead must not
+            # move the scan beyond changes other writers record now (it stays in _handled).
+            self._scanned_until = max(self._scanned_until, min(fresh[-1].recorded_at, batch_at))
         next_since = self._scanned_until - self.margin
         self._handled = {key for key in self._handled if key[0] >= next_since}
         self.store.save_scan_progress(self._job, self._scanned_until)

@@ -129,17 +129,13 @@ def test_retries_stop_before_the_watchdog_with_the_last_error() -> None:
     # Defect 6: 6 attempts of 20 s and 62 s of backoff would run past a 100 s watchdog.
     time = FakeTime()
     attempts = FailingAttempts(time, duration=20)
-    stuck: list[int] = []
-    resilient = ResilientBatch(
-        attempts, 6, 2, 100, clock=time.clock, sleep=time.sleep, on_stuck=lambda batch, _: stuck.append(batch)
-    )
+    # The watchdog is a real timer: on a fake clock it never fires here, so the check is the schedule.
+    resilient = ResilientBatch(attempts, 6, 2, 100, clock=time.clock, sleep=time.sleep, on_stuck=lambda *_: None)
     with pytest.raises(TimeoutError, match="attempt 4 timed out"):
         resilient(None, 3)  # type: ignore[arg-type]
     # Attempts end at 20, 42, 66 and 94 s; a fifth would start at 110 s, after the deadline.
     assert attempts.ends == [20, 42, 66, 94]
     assert time.sleeps == [2, 4, 8]
-    assert max(attempts.ends) < 100
-    assert stuck == []
 
 
 def test_the_watchdog_fires_only_for_a_batch_that_outlives_its_timeout() -> None:

@@ -81,3 +81,22 @@ def test_a_change_that_becomes_visible_late_inside_the_margin_is_still_handled(s
     processor(micro_batch(spark, [], 0, RESTARTED_AT + timedelta(seconds=2)), 2)
     assert [m.late_changes for m in reported] == [len(ACCOUNTS), 1, 0]
     assert {a["customer_id"] for a in store.alerts.values() if a["account_no"] == "ACC-0"} == {"CUST-LATE"}
+
+
+def test_an_entry_from_a_writer_whose_clock_runs_ahead_does_not_move_the_scan_past_changes_recorded_now(
+    spark: SparkSession,
+) -> None:
+    store = InMemoryStore(spark)
+    txns = [Txn(account, BASE + timedelta(hours=1), "T") for account in ACCOUNTS]
+    detection_processor(store)(micro_batch(spark, txns, 0, RESTARTED_AT - timedelta(hours=3)), 0)
+    ahead = RESTARTED_AT + timedelta(minutes=10)  # a writer's clock 10 minutes fast
+    for account, at in ((ACCOUNTS[0], RESTARTED_AT - timedelta(minutes=2)), (ACCOUNTS[1], ahead)):
+        store.record_change(ProfileChange(account, f"CUST-{account}", "email", BASE), at)
+    processor = detection_processor(store, changes_per_batch=2)
+    processor(micro_batch(spark, [], 0, RESTARTED_AT), 1)  # exactly the bound: not known to be caught up
+    assert flagged_accounts(store) == set(ACCOUNTS[:2])
+    assert max(store.scan_progress.values()) <= RESTARTED_AT
+    # A writer with a correct clock records a change right after that batch: it is not skipped.
+    store.record_change(ProfileChange(ACCOUNTS[2], f"CUST-{ACCOUNTS[2]}", "email", BASE), RESTARTED_AT)
+    processor(micro_batch(spark, [], 0, RESTARTED_AT + timedelta(seconds=2)), 2)
+    assert flagged_accounts(store) == set(ACCOUNTS[:3])

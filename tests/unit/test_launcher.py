@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pyspark
@@ -83,3 +85,19 @@ def test_exit_status_reports_a_signal_as_a_shell_does() -> None:
     assert launcher.exit_status(0) == 0
     assert launcher.exit_status(65) == 65
     assert launcher.exit_status(-signal.SIGTERM) == 143
+
+
+def test_a_signal_that_comes_while_the_job_is_starting_is_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The job ignores nothing: SIGTERM passed on ends it with 143. The signal arrives inside
+    # Popen, before the launcher knows the job's pid, when it used to end the launcher alone.
+    real_popen = subprocess.Popen
+
+    def popen_interrupted(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(launcher, "job_command", lambda config: [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(subprocess, "Popen", popen_interrupted)
+    started = time.monotonic()
+    assert launcher.run_job(load_config(environ={}), grace_seconds=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 10

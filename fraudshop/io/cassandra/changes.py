@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
@@ -31,9 +32,10 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
     their cust_change_by_customer row goes, and the log entry names them as ``previous_customer_id``
     so the detection job drops their alerts for the change."""
     recorded_at = to_cassandra_time(datetime.now(UTC))
-    current = session.execute(
-        session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {_where(CHANGE_KEY)}"), change.key
-    ).one()
+    # At LOCAL_QUORUM, like the batch below: a read at ONE could miss the owner being replaced.
+    read = session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {_where(CHANGE_KEY)}")
+    read.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+    current = session.execute(read, change.key).one()
     previous = current.customer_id if current and current.customer_id != change.customer_id else None
     values: dict[str, Any] = {
         **dataclasses.asdict(change),
@@ -42,7 +44,7 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
         # Unset, not null, when there is none: a null would write a tombstone.
         PREVIOUS_CUSTOMER: UNSET_VALUE if previous is None else previous,
     }
-    batch = BatchStatement(batch_type=BatchType.LOGGED)
+    batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
     for table, columns in (
         ("cust_change", CHANGE_COLUMNS),
         ("cust_change_by_customer", CHANGE_BY_CUSTOMER_KEY),

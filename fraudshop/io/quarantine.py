@@ -9,6 +9,7 @@ from cassandra.cluster import Session
 from kafka import KafkaProducer
 
 from fraudshop.config import Config
+from fraudshop.io.cassandra.schema import key_condition
 from fraudshop.io.kafka.settings import kafka_client_settings
 from fraudshop.model.records import REJECT_REASONS
 from fraudshop.model.tables import REJECT_COLUMNS, REJECT_KEY
@@ -41,8 +42,7 @@ def replay_rejects(config: Config, session: Session, reason: str, limit: int) ->
     quarantined again, under their new offsets. Returns how many were replayed."""
     keyspace = config.cassandra.keyspace
     rejects = list_rejects(session, keyspace, reason, limit)
-    where = " AND ".join(f"{column} = ?" for column in REJECT_KEY)
-    delete = session.prepare(f"DELETE FROM {keyspace}.transaction_rejects WHERE {where}")
+    delete = session.prepare(f"DELETE FROM {keyspace}.transaction_rejects WHERE {key_condition(REJECT_KEY)}")
     producer = KafkaProducer(**kafka_client_settings(config.kafka), acks="all")
     try:
         for reject in rejects:

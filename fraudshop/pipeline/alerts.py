@@ -7,7 +7,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from fraudshop.model.tables import ALERT_COLUMNS
+from fraudshop.model.tables import ALERT_KEY, CUST_FRAUD_COLUMNS
 from fraudshop.pipeline.ports import DetectionStore
 from fraudshop.transforms.detection import SUPERSEDED_CUSTOMERS
 
@@ -22,15 +22,15 @@ def write_alerts(store: DetectionStore, alerts: DataFrame, batch_at: datetime) -
             F.count(F.lit(1)).alias("alerts"),
             F.count(F.when(F.size(SUPERSEDED_CUSTOMERS) > 0, True)).alias("superseding"),
         )
-        store.write_alerts(observed.select(*ALERT_COLUMNS, "detected_at"))
+        store.write_alerts(observed.select(*CUST_FRAUD_COLUMNS))
         counts = written.get
         if counts["superseding"]:  # rare: a customer's alert now belongs to another customer
             stale = (
                 alerts.where(F.size(SUPERSEDED_CUSTOMERS) > 0)
-                .select(F.explode(SUPERSEDED_CUSTOMERS).alias("customer_id"), "tranpostdt", "tranid")
+                .select(F.explode(SUPERSEDED_CUSTOMERS).alias(ALERT_KEY[0]), *ALERT_KEY[1:])
                 .collect()
             )
-            store.delete_alerts([(row.customer_id, row.tranpostdt, row.tranid) for row in stale])
+            store.delete_alerts([(row[0], row[1], row[2]) for row in stale])  # in ALERT_KEY order
         return int(counts["alerts"])
     finally:
         alerts.unpersist()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 
-from fraudshop.lab.bench.processes import cpu_seconds, job_processes, machine, peak_rss_mb
+from fraudshop.lab.bench.processes import cpu_seconds, job_roles, machine, peak_rss_mb
 from fraudshop.lab.bench.progress import breakdown, parse_batch, records_done
 from fraudshop.lab.bench.stats import percentile, summary
 from fraudshop.lab.bench.workload import OfferedTransactions, Workload, customer_of, expected_alerts
@@ -123,7 +123,7 @@ def test_a_jobs_processes_by_role() -> None:
     )
     try:
         wait_until(lambda: len(psutil.Process(job.pid).children()) == 1, 10, "the job's child", interval=0.1)
-        roles = job_processes(job.pid)
+        roles = job_roles(job.pid)
         assert roles == {"job_jvm": [], "python_driver": [job.pid]}  # sleep is neither
     finally:
         os.killpg(job.pid, signal.SIGKILL)

@@ -10,6 +10,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
+from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.model.changes import ProfileChange, recorded_hour, to_cassandra_time
 from fraudshop.model.tables import (
     CHANGE_BY_CUSTOMER_KEY,
@@ -18,10 +19,6 @@ from fraudshop.model.tables import (
     CHANGE_LOG_COLUMNS,
     PREVIOUS_CUSTOMER,
 )
-
-
-def _where(columns: tuple[str, ...]) -> str:
-    return " AND ".join(f"{column} = ?" for column in columns)
 
 
 def record_profile_change(session: Session, keyspace: str, change: ProfileChange) -> datetime:
@@ -33,7 +30,7 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
     so the detection job drops their alerts for the change."""
     recorded_at = to_cassandra_time(datetime.now(UTC))
     # At LOCAL_QUORUM, like the batch below: a read at ONE could miss the owner being replaced.
-    read = session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {_where(CHANGE_KEY)}")
+    read = session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {key_condition(CHANGE_KEY)}")
     read.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     current = session.execute(read, change.key).one()
     previous = current.customer_id if current and current.customer_id != change.customer_id else None
@@ -50,10 +47,9 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
         ("cust_change_by_customer", CHANGE_BY_CUSTOMER_KEY),
         ("cust_change_log", CHANGE_LOG_COLUMNS),
     ):
-        insert = f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        batch.add(session.prepare(insert), [values[column] for column in columns])
+        batch.add(session.prepare(insert_statement(keyspace, table, columns)), [values[column] for column in columns])
     if previous is not None:
-        delete = f"DELETE FROM {keyspace}.cust_change_by_customer WHERE {_where(CHANGE_BY_CUSTOMER_KEY)}"
+        delete = f"DELETE FROM {keyspace}.cust_change_by_customer WHERE {key_condition(CHANGE_BY_CUSTOMER_KEY)}"
         previous_row = {**values, "customer_id": previous}
         batch.add(session.prepare(delete), [previous_row[column] for column in CHANGE_BY_CUSTOMER_KEY])
     session.execute(batch)

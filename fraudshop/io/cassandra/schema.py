@@ -15,6 +15,16 @@ log = logging.getLogger(__name__)
 _KEYSPACE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 
+def key_condition(columns: tuple[str, ...]) -> str:
+    """``a = ? AND b = ?``: a WHERE clause binding ``columns`` (a key, or its prefix)."""
+    return " AND ".join(f"{column} = ?" for column in columns)
+
+
+def insert_statement(keyspace: str, table: str, columns: tuple[str, ...]) -> str:
+    """An INSERT of ``columns`` into ``keyspace.table``, one bind marker per column."""
+    return f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
 def schema_statements(cql: str) -> list[str]:
     """Split a CQL file into statements: comments dropped, one statement per ``;`` at a line end."""
     lines = [line for line in cql.splitlines() if not line.lstrip().startswith("--")]

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fraudshop.config import CassandraConfig
+from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import connect
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
 from fraudshop.model.tables import ALERT_KEY, CHANGE_COLUMNS, JOB_PROGRESS_COLUMNS, PREVIOUS_CUSTOMER, AlertKey
@@ -73,9 +74,9 @@ class CassandraStore:
         write_cassandra_table(alerts.withColumn("day", F.to_date("tranpostdt")), self.keyspace, "cust_fraud_by_day")
 
     def delete_alerts(self, keys: Sequence[AlertKey]) -> None:
-        where = " AND ".join(f"{column} = ?" for column in ALERT_KEY)
+        delete = f"DELETE FROM {self.keyspace}.cust_fraud WHERE {key_condition(ALERT_KEY)}"
         for key in keys:
-            self._execute(f"DELETE FROM {self.keyspace}.cust_fraud WHERE {where}", key)
+            self._execute(delete, key)
 
     def changes_recorded_since(self, since: datetime, limit: int) -> list[RecordedChange]:
         hour = recorded_hour(since)
@@ -99,10 +100,9 @@ class CassandraStore:
 
     def load_scan_progress(self, job: str) -> datetime | None:
         job_column, scanned_until = JOB_PROGRESS_COLUMNS
-        cql = f"SELECT {scanned_until} FROM {self.keyspace}.job_progress WHERE {job_column} = ?"
+        cql = f"SELECT {scanned_until} FROM {self.keyspace}.job_progress WHERE {key_condition((job_column,))}"
         row = self._execute(cql, (job,)).one()
         return row[0].replace(tzinfo=UTC) if row else None
 
     def save_scan_progress(self, job: str, scanned_until: datetime) -> None:
-        columns = ", ".join(JOB_PROGRESS_COLUMNS)
-        self._execute(f"INSERT INTO {self.keyspace}.job_progress ({columns}) VALUES (?, ?)", (job, scanned_until))
+        self._execute(insert_statement(self.keyspace, "job_progress", JOB_PROGRESS_COLUMNS), (job, scanned_until))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import psutil
 
-from fraudshop.jobs.launcher import job_processes as job_group
+from fraudshop.jobs.launcher import job_processes
 
 
 def cpu_seconds(pid: int) -> float:
@@ -33,10 +33,10 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def job_processes(group: int) -> dict[str, list[int]]:
+def job_roles(group: int) -> dict[str, list[int]]:
     """A spark-submit job's processes: its JVM, and its Python driver (with any Python workers)."""
     roles: dict[str, list[int]] = {"job_jvm": [], "python_driver": []}
-    for process in job_group(group):
+    for process in job_processes(group):
         try:
             name = process.name()
         except psutil.Error:

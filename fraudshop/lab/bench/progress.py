@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudshop.lab.bench.stats import summary
-
-#: The detection job's one query: its lines carry the job's own counts.
-DETECTION_QUERY = "fraudshop_detect_fraud"
+from fraudshop.pipeline.stream import QUERY_NAME
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class Batch:
 def parse_batch(line: dict[str, Any]) -> Batch:
     started = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
     duration_ms = {key: float(value) for key, value in line["duration_ms"].items()}
-    if line["query"] == DETECTION_QUERY:
+    if line["query"] == QUERY_NAME:
         # The detection job's input also holds its once-a-second tick rows: count Kafka's only
         # (a batch reported without the job's counts, e.g. a failed attempt, finished none).
         fraudshop = line["fraudshop"] or {}

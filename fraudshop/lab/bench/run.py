@@ -20,13 +20,14 @@ from cassandra.concurrent import execute_concurrent_with_args
 from fraudshop.config import Config
 from fraudshop.config.resources import packaged_file
 from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.schema import insert_statement
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.jobs.launcher import DETECTION_JOB, start_job, stop_job
 from fraudshop.lab.bench.figures import LATENCY, WARM_UP, Measured, Phase, comparison, system_figures
 from fraudshop.lab.bench.outcome import LatencySample, alerts_with_latency, correctness
 from fraudshop.lab.bench.plan import BenchPlan
-from fraudshop.lab.bench.processes import cores_used, cpu_snapshot, job_processes, machine, peak_rss_mb
-from fraudshop.lab.bench.progress import DETECTION_QUERY, read_batches, records_done
+from fraudshop.lab.bench.processes import cores_used, cpu_snapshot, job_roles, machine, peak_rss_mb
+from fraudshop.lab.bench.progress import read_batches, records_done
 from fraudshop.lab.bench.report import write_json, write_plot
 from fraudshop.lab.bench.workload import OfferedTransactions, expected_alerts
 from fraudshop.lab.console import Step, step
@@ -35,6 +36,8 @@ from fraudshop.lab.stack.cassandra import cassandra_server
 from fraudshop.lab.stack.kafka import kafka_server
 from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
+from fraudshop.model.tables import CHANGE_COLUMNS
+from fraudshop.pipeline.stream import QUERY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class System:
 #: The original proofshop's design, run beside the detection job.
 BASELINE_JOB = packaged_file(__package__ or "fraudshop.lab.bench", "proofshop_baseline.py")
 SYSTEMS = {
-    "fraudshop": System(DETECTION_JOB, (DETECTION_QUERY,)),
+    "fraudshop": System(DETECTION_JOB, (QUERY_NAME,)),
     "baseline": System(BASELINE_JOB, ("baseline_transaction", "baseline_cust_fraud")),
 }
 
@@ -99,7 +102,7 @@ class SystemRun:
         return {
             "kafka": [pid for pid in (kafka_server(self.config).pid(),) if pid],
             "cassandra": [pid for pid in (cassandra_server(self.config).pid(),) if pid],
-            **job_processes(self.job.pid),
+            **job_roles(self.job.pid),
             "bench_producer": [os.getpid()],
         }
 
@@ -147,10 +150,8 @@ def run_system(
 def load_change_history(session: Session, keyspace: str, history: Iterator[ProfileChange]) -> None:
     """Bulk-load old changes into cust_change only, as a bank's existing data is: they are not
     new, so the change log (which drives the late-change path) does not list them."""
-    insert = session.prepare(
-        f"INSERT INTO {keyspace}.cust_change (account_no, last_updated, change_type, customer_id) VALUES (?, ?, ?, ?)"
-    )
-    rows = [(c.account_no, c.last_updated, c.change_type, c.customer_id) for c in history]
+    insert = session.prepare(insert_statement(keyspace, "cust_change", CHANGE_COLUMNS))
+    rows = [tuple(getattr(change, column) for column in CHANGE_COLUMNS) for change in history]
     if rows:
         started = time.monotonic()
         execute_concurrent_with_args(session, insert, rows, concurrency=64, raise_on_first_error=True)

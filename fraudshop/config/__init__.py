@@ -86,6 +86,7 @@ class JobConfig(_Section):
     change_window_hours: Annotated[float, Field(ge=0.001)]  # at least 3.6 s, so the rule never runs on a 0 s window
     change_scan_margin_seconds: NotNegative
     late_changes_per_batch: AtLeastOne
+    idle_scan_interval_seconds: Annotated[float, Field(gt=0)]
     max_future_skew_seconds: NotNegative
     max_record_bytes: AtLeastOne
     checkpoint_dir: UserPath

@@ -16,9 +16,9 @@ from fraudshop.io.cassandra.store import CassandraStore
 from fraudshop.io.kafka.source import transaction_records
 from fraudshop.jobs.session import start_job_session
 from fraudshop.pipeline.late_changes import LateChangeScanner
-from fraudshop.pipeline.micro_batch import MicroBatchProcessor
+from fraudshop.pipeline.micro_batch import IdleScanTimer, MicroBatchProcessor
 from fraudshop.pipeline.progress import ProgressReporter
-from fraudshop.pipeline.resilience import ResilientBatch
+from fraudshop.pipeline.resilience import ResilientBatch, exit_stuck_job
 from fraudshop.pipeline.stream import QUERY_NAME, active_query_id, explain_stream_failure
 
 log = logging.getLogger("fraudshop.job")
@@ -51,7 +51,7 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         backoff_seconds=config.job.batch_retry_backoff_seconds,
         timeout_seconds=config.job.batch_timeout_seconds,
     )
-    return (
+    query = (
         transaction_records(spark, config.kafka)
         .writeStream.queryName(QUERY_NAME)
         .foreachBatch(resilient)
@@ -59,6 +59,14 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         .trigger(processingTime=config.job.trigger_interval)
         .start()
     )
+    IdleScanTimer(
+        processor,
+        spark,
+        interval_seconds=config.job.idle_scan_interval_seconds,
+        timeout_seconds=config.job.batch_timeout_seconds,
+        on_stuck=exit_stuck_job,
+    ).start()
+    return query
 
 
 def main() -> None:

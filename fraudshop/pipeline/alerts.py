@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from fraudshop.model.tables import ALERT_KEY, CUST_FRAUD_COLUMNS
@@ -12,9 +12,10 @@ from fraudshop.pipeline.ports import DetectionStore
 from fraudshop.transforms.detection import SUPERSEDED_CUSTOMERS
 
 
-def write_alerts(store: DetectionStore, alerts: DataFrame, batch_at: datetime) -> int:
+def write_alerts(store: DetectionStore, alerts: DataFrame, detected_at: datetime | Column) -> int:
     """Returns how many alerts were written."""
-    alerts = alerts.withColumn("detected_at", F.lit(batch_at)).persist()  # written to two tables
+    at = detected_at if isinstance(detected_at, Column) else F.lit(detected_at)
+    alerts = alerts.withColumn("detected_at", at).persist()  # written to two tables
     try:
         written = Observation()
         observed = alerts.observe(

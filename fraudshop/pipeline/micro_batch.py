@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from fraudshop.pipeline.alerts import write_alerts
-from fraudshop.pipeline.late_changes import LateChangeScanner
+from fraudshop.pipeline.late_changes import LateChangeScanner, ScanOutcome
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.ports import DetectionStore
 from fraudshop.transforms.detection import flag_changed_customer_transactions
@@ -29,7 +33,11 @@ class MicroBatchProcessor:
     """Per micro-batch: 1. parse the Kafka records, write the transactions and the rejects; 2. flag the
     transactions against their accounts' changes, read now; 3. flag the stored transactions in the windows
     of changes recorded since the previous batch (:class:`LateChangeScanner`), so that the outcome does not
-    depend on arrival order. Every write is idempotent, so a failed batch can be run again as a whole."""
+    depend on arrival order. Every write is idempotent, so a failed batch can be run again as a whole.
+
+    Spark's Kafka source starts no micro-batch while no record arrives; :meth:`scan_if_idle`, called by a
+    timer (:class:`IdleScanTimer`), runs the late-change scan then. A lock keeps it between batches: a scan
+    must see every transaction a finished batch wrote, and the scanner's state is not shared."""
 
     store: DetectionStore
     late_changes: LateChangeScanner
@@ -37,18 +45,56 @@ class MicroBatchProcessor:
     max_record_bytes: int
     max_future_skew_seconds: int
     on_batch_done: Callable[[BatchMetrics], None] | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _last_scan: float | None = field(default=None, init=False)  # clock() of the last scan, None before any
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         metrics = BatchMetrics(batch_id)  # of this attempt only
-        self._process_batch(records, metrics)
+        with self._lock:
+            self._process_batch(records, metrics)
         if self.on_batch_done is not None:
             self.on_batch_done(metrics)
+
+    def _write_transactions(self, observed: DataFrame, metrics: BatchMetrics) -> None:
+        with metrics.step("transactions"):
+            self.store.write_transactions(valid_transactions(observed))
+
+    def _flag_transactions(self, parsed: DataFrame, metrics: BatchMetrics) -> None:
+        """The batch's transactions against their accounts' changes; ``detected_at`` is the batch time
+        every row carries, known here without waiting for the other step's counts."""
+        transactions = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,))
+        changes = self.store.changes_of_accounts(transactions.select("account_no"))
+        alerts = flag_changed_customer_transactions(
+            transactions, changes, self.window_seconds, carried=(BATCH_TIMESTAMP,)
+        )
+        with metrics.step("alerts"):
+            metrics.alert_rows = write_alerts(self.store, alerts, F.col(BATCH_TIMESTAMP))
+
+    def scan_if_idle(self, spark: SparkSession, idle_seconds: float) -> ScanOutcome | None:
+        """Run the late-change scan if no batch or scan ran it in the last ``idle_seconds`` (a batch
+        scans itself); return its outcome, or None if it was not due."""
+        with self._lock:
+            if self._last_scan is not None and self.clock() - self._last_scan < idle_seconds:
+                return None
+            scan = self._scan(spark, self.wall_clock())
+        if scan.alert_rows:
+            log.info("late-change scan between batches: %d alert rows written", scan.alert_rows)
+        return scan
+
+    def _scan(self, spark: SparkSession, batch_at: datetime) -> ScanOutcome:
+        scan = self.late_changes.scan(spark, batch_at)
+        self._last_scan = self.clock()
+        if not scan.caught_up:
+            log.info("%d late changes handled, more on the next scans", scan.changes)
+        return scan
 
     def _process_batch(self, records: DataFrame, metrics: BatchMetrics) -> None:
         # Counts ride along with the writes (observed metrics) instead of jobs of their own: each
         # Spark job costs a fixed few hundred milliseconds, which is most of a small batch's time.
         parsed = parse_transaction_records(
-            records.where(F.col("topic").isNotNull()),  # ticks have no topic
+            records,
             self.max_record_bytes,
             self.max_future_skew_seconds,
             carried=(BATCH_TIMESTAMP,),
@@ -63,46 +109,76 @@ class MicroBatchProcessor:
                 F.count("reject_reason").alias("rejected"),
                 F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros"),
             )
-            with metrics.step("transactions"):
-                self.store.write_transactions(valid_transactions(observed))
+            # The transactions' write and the rule's detection and writes are independent: run side by
+            # side, each one's fixed costs (planning, scheduling, round trips to Cassandra) overlap.
+            with ThreadPoolExecutor(2, thread_name_prefix=f"batch-{metrics.batch_id}") as pool:
+                steps = [
+                    pool.submit(inheritable_thread_target(self._write_transactions), observed, metrics),
+                    pool.submit(inheritable_thread_target(self._flag_transactions), parsed, metrics),
+                ]
+            for finished in steps:
+                finished.result()  # raises the step's error, if any
             counts = arrivals.get
             metrics.kafka_records, metrics.rejected = counts["kafka_records"], counts["rejected"]
             metrics.transactions = metrics.kafka_records - metrics.rejected
-            batch_at = _from_micros(counts["batch_micros"]) if metrics.kafka_records else _batch_timestamp(records)
-            if batch_at is None:  # no record and no tick: nothing happened
+            if not metrics.kafka_records:  # Spark starts no batch without records; nothing happened
                 return
+            batch_at = _from_micros(counts["batch_micros"])
             if metrics.rejected:
                 with metrics.step("rejects"):
                     self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
-            if metrics.transactions:
-                transactions = valid_transactions(parsed)
-                changes = self.store.changes_of_accounts(transactions.select("account_no"))
-                alerts = flag_changed_customer_transactions(transactions, changes, self.window_seconds)
-                with metrics.step("alerts"):
-                    metrics.alert_rows = write_alerts(self.store, alerts, batch_at)
         finally:
             parsed.unpersist()
         with metrics.step("late_changes"):
-            scan = self.late_changes.scan(records.sparkSession, batch_at)
+            scan = self._scan(records.sparkSession, batch_at)
         metrics.late_changes, metrics.late_alert_rows = scan.changes, scan.alert_rows
         metrics.alert_rows += metrics.late_alert_rows
-        if metrics.kafka_records or metrics.late_alert_rows:
-            log.info(
-                "batch %d: %d alert rows written (%d for late changes; late-change scan %.0f ms)",
-                metrics.batch_id,
-                metrics.alert_rows,
-                metrics.late_alert_rows,
-                metrics.step_ms["late_changes"],
-            )
-        if not scan.caught_up:
-            log.info("batch %d: %d late changes handled, more on the next batches", metrics.batch_id, scan.changes)
-
-
-def _batch_timestamp(records: DataFrame) -> datetime | None:
-    """The timestamp every row carries, ticks included; None if there is no row."""
-    row = records.agg(F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros")).first()
-    return None if row is None or row["batch_micros"] is None else _from_micros(row["batch_micros"])
+        log.info(
+            "batch %d: %d alert rows written (%d for late changes; late-change scan %.0f ms)",
+            metrics.batch_id,
+            metrics.alert_rows,
+            metrics.late_alert_rows,
+            metrics.step_ms["late_changes"],
+        )
 
 
 def _from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+@dataclass(eq=False)
+class IdleScanTimer:
+    """A daemon thread calling :meth:`MicroBatchProcessor.scan_if_idle` every ``interval_seconds``, so that
+    changes recorded late are flagged while no transaction arrives. A failed scan is logged and tried
+    again; one that hangs longer than ``timeout_seconds`` calls ``on_stuck`` (by default the job exits, as
+    for a stuck batch)."""
+
+    processor: MicroBatchProcessor
+    spark: SparkSession
+    interval_seconds: float
+    timeout_seconds: float
+    on_stuck: Callable[[str, float], None]
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="late-change-scan", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            self.run_once()
+
+    def run_once(self) -> None:
+        watchdog = threading.Timer(self.timeout_seconds, self.on_stuck, ("the late-change scan", self.timeout_seconds))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            self.processor.scan_if_idle(self.spark, self.interval_seconds)
+        except Exception as error:  # Cassandra restarting: the next tick tries again
+            log.warning("late-change scan between batches failed, retrying in %.0f s: %s", self.interval_seconds, error)
+        finally:
+            watchdog.cancel()

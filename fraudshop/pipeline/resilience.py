@@ -43,11 +43,12 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def exit_stuck_job(batch_id: int, timeout_seconds: float) -> None:
+def exit_stuck_job(work: int | str, timeout_seconds: float) -> None:
+    """``work``: the stuck batch's id, or what else is stuck."""
     log.error(
-        "batch %d has not finished after %.0f s: a Cassandra or Kafka call is stuck. Stopping the job; "
-        "restart it and it resumes this batch from its checkpoint.",
-        batch_id,
+        "%s has not finished after %.0f s: a Cassandra or Kafka call is stuck. Stopping the job; "
+        "restart it and it resumes from its checkpoint.",
+        f"batch {work}" if isinstance(work, int) else work,
         timeout_seconds,
     )
     logging.shutdown()

@@ -30,11 +30,13 @@ def transactions_in_change_windows(transactions: DataFrame, changes: DataFrame, 
     )
 
 
-def flag_changed_customer_transactions(transactions: DataFrame, changes: DataFrame, window_seconds: int) -> DataFrame:
-    """One row (:data:`ALERT_COLUMNS`, :data:`SUPERSEDED_CUSTOMERS`) per transaction in the window of a change:
-    the most recent such change (ties broken by change type) and how many distinct changes qualified.
-    Independent of arrival order and duplicates: a replayed record collapses into one row whose lineage is
-    the earliest record."""
+def flag_changed_customer_transactions(
+    transactions: DataFrame, changes: DataFrame, window_seconds: int, carried: tuple[str, ...] = ()
+) -> DataFrame:
+    """One row (:data:`ALERT_COLUMNS`, :data:`SUPERSEDED_CUSTOMERS`, then the ``carried`` columns of the
+    transactions, their greatest value) per transaction in the window of a change: the most recent such
+    change (ties broken by change type) and how many distinct changes qualified. Independent of arrival
+    order and duplicates: a replayed record collapses into one row whose lineage is the earliest record."""
     c = changes.select("account_no", "last_updated", "change_type", "customer_id").alias("c")
     matches = transactions.alias("t").join(c, _in_window("t", "c", window_seconds))
     flagged = matches.groupBy(*[F.col(f"t.{name}").alias(name) for name in TRANSACTION_KEY]).agg(
@@ -43,10 +45,13 @@ def flag_changed_customer_transactions(transactions: DataFrame, changes: DataFra
         F.size(F.collect_set(F.struct("c.last_updated", "c.change_type"))).alias("qualifying_changes"),
         F.collect_set("c.customer_id").alias("qualifying_customers"),
         F.min(F.struct("t.source_topic", "t.source_partition", "t.source_offset", "t.amount")).alias("record"),
+        *[F.max(f"t.{name}").alias(name) for name in carried],
     )
-    alerts = flagged.select(*TRANSACTION_KEY, "change.*", "qualifying_changes", "record.*", "qualifying_customers")
+    alerts = flagged.select(
+        *TRANSACTION_KEY, "change.*", "qualifying_changes", "record.*", "qualifying_customers", *carried
+    )
     others = F.filter("qualifying_customers", lambda customer: customer != F.col("customer_id"))
-    return alerts.select(*ALERT_COLUMNS, F.array_sort(others).alias(SUPERSEDED_CUSTOMERS))
+    return alerts.select(*ALERT_COLUMNS, F.array_sort(others).alias(SUPERSEDED_CUSTOMERS), *carried)
 
 
 def supersede_previous_owners(alerts: DataFrame, recorded_changes: DataFrame, window_seconds: int) -> DataFrame:

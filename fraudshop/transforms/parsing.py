@@ -156,9 +156,9 @@ def parse_transaction_records(
     return parsed
 
 
-def valid_transactions(parsed: DataFrame) -> DataFrame:
-    """Rows of :func:`parse_transaction_records` that are transactions, as bank.transaction rows."""
-    return parsed.where(F.col("reject_reason").isNull()).select(*TRANSACTION_COLUMNS)
+def valid_transactions(parsed: DataFrame, carried: tuple[str, ...] = ()) -> DataFrame:
+    """Rows of :func:`parse_transaction_records` that are transactions, as bank.transaction rows (then ``carried``)."""
+    return parsed.where(F.col("reject_reason").isNull()).select(*TRANSACTION_COLUMNS, *carried)
 
 
 def rejected_records(parsed: DataFrame) -> DataFrame:

@@ -15,6 +15,8 @@ from fraudshop.model.tables import CHANGE_COLUMNS, REJECT_KEY, TRANSACTION_KEY, 
 from fraudshop.pipeline.late_changes import CHANGE_SCHEMA, LateChangeScanner
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.micro_batch import MicroBatchProcessor
+from fraudshop.transforms.parsing import parse_transaction_records, valid_transactions
+from tests.unit.kafka_rows import kafka_records
 
 
 class InMemoryStore:
@@ -26,7 +28,10 @@ class InMemoryStore:
         self.change_log: list[RecordedChange] = []
         self.alerts: dict[AlertKey, dict[str, Any]] = {}
         self.alerts_by_day: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.transaction_schema: StructType | None = None
+        # The table's columns as the job writes them, known before any write (an idle scan can come first).
+        self.transaction_schema: StructType = valid_transactions(
+            parse_transaction_records(kafka_records(spark, []))
+        ).schema
         self.scan_progress: dict[str, datetime] = {}
         self.changes_read = 0  # log entries returned by changes_recorded_since, in all
 
@@ -39,8 +44,6 @@ class InMemoryStore:
         self.change_log.append(RecordedChange(recorded_at, change, previous))
 
     def write_transactions(self, transactions: DataFrame) -> None:
-        # The job writes transactions (if none) before it reads any: their schema is the table's.
-        self.transaction_schema = transactions.schema
         for row in transactions.collect():
             self.transactions[tuple(row[name] for name in TRANSACTION_KEY)] = row.asDict()
 

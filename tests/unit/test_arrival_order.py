@@ -77,7 +77,7 @@ def expected_alerts(txns: set[Txn], recorded: list[ProfileChange]) -> set[Alert]
 
 
 def micro_batch(spark: SparkSession, txns: list[Txn], first_offset: int, batch_at: datetime) -> DataFrame:
-    """What the job's stream hands foreachBatch: Kafka rows, one rate-source tick, the batch time."""
+    """What the job's stream hands foreachBatch: Kafka rows, each with the batch time."""
     rows: list[tuple[object, ...]] = [
         (
             None,
@@ -91,7 +91,6 @@ def micro_batch(spark: SparkSession, txns: list[Txn], first_offset: int, batch_a
         )
         for i, t in enumerate(txns)
     ]
-    rows.append((None, None, None, None, None, batch_at))
     return spark.createDataFrame(rows, KAFKA_SCHEMA).drop("key").withColumn(BATCH_TIMESTAMP, F.lit(batch_at))
 
 
@@ -157,11 +156,12 @@ def test_alerts_do_not_depend_on_arrival_order(spark: SparkSession, script: list
             processor(micro_batch(spark, step, offset, clock), len(reported))
             offset += len(step)
             delivered.update(step)
-    # The stream keeps ticking: empty batches until one finds no late change left to handle.
+    # No more records: the idle scan runs until it finds no late change left to handle.
+    processor.wall_clock = lambda: clock
     while True:
         clock += timedelta(seconds=1)
-        processor(micro_batch(spark, [], offset, clock), len(reported))
-        if reported[-1].late_changes == 0:
+        scan = processor.scan_if_idle(spark, idle_seconds=0)
+        if scan is not None and scan.changes == 0:
             break
     assert stored_alerts(store) == expected_alerts(delivered, recorded)
     assert len(store.transactions) == len(delivered)

@@ -145,6 +145,7 @@ def test_a_missing_or_broken_user_file_is_named(tmp_path: Path) -> None:
         ("job.change_window_hours=inf", "finite number"),
         ("job.batch_timeout_seconds=nan", "finite number"),
         ("job.late_changes_per_batch=0", "greater than or equal to 1"),
+        ("job.idle_scan_interval_seconds=0", "greater than 0"),
         ("job.change_scan_margin_seconds=-1", "greater than or equal to 0"),
         ("job.batch_timeout_seconds=0", "greater than 0"),
         ("kafka.max_offsets_per_trigger=-1", "greater than or equal to 0"),

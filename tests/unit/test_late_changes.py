@@ -1,5 +1,6 @@
-"""The late-change scan after downtime: bounded per batch, oldest first, progress saved after each
-batch, nothing lost or handled twice, and resumed by a restarted job."""
+"""The late-change scan after downtime: bounded per scan, oldest first, progress saved after each
+scan, nothing lost or handled twice, and resumed by a restarted job. No record arrives here: the scan
+runs as the job runs it then, between batches (MicroBatchProcessor.scan_if_idle)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pyspark.sql import SparkSession
 
 from fraudshop.model.changes import ProfileChange
-from fraudshop.pipeline.metrics import BatchMetrics
+from fraudshop.pipeline.late_changes import ScanOutcome
+from fraudshop.pipeline.micro_batch import MicroBatchProcessor
 from tests.unit.memory_store import InMemoryStore, detection_processor
 from tests.unit.test_arrival_order import BASE, Txn, micro_batch
 
@@ -29,12 +31,16 @@ def store_after_an_outage(spark: SparkSession, recorded_at: list[datetime]) -> I
     return store
 
 
-def run_batches(spark: SparkSession, store: InMemoryStore, count: int, per_batch: int) -> list[BatchMetrics]:
-    reported: list[BatchMetrics] = []
-    processor = detection_processor(store, changes_per_batch=per_batch, on_batch_done=reported.append)
-    for batch_id in range(count):
-        processor(micro_batch(spark, [], 0, RESTARTED_AT + timedelta(seconds=batch_id)), batch_id)
-    return reported
+def idle_scan(spark: SparkSession, processor: MicroBatchProcessor, at: datetime) -> ScanOutcome:
+    processor.wall_clock = lambda: at
+    scan = processor.scan_if_idle(spark, idle_seconds=0)
+    assert scan is not None
+    return scan
+
+
+def run_scans(spark: SparkSession, store: InMemoryStore, count: int, per_scan: int) -> list[ScanOutcome]:
+    processor = detection_processor(store, changes_per_batch=per_scan)
+    return [idle_scan(spark, processor, RESTARTED_AT + timedelta(seconds=second)) for second in range(count)]
 
 
 def flagged_accounts(store: InMemoryStore) -> set[str]:
@@ -47,15 +53,15 @@ def test_a_long_backlog_is_caught_up_a_bounded_chunk_per_batch_with_progress_sav
     outage_start = RESTARTED_AT - timedelta(hours=2)
     recorded = [outage_start + timedelta(minutes=10 * i) for i in range(len(ACCOUNTS))]
     store = store_after_an_outage(spark, recorded)
-    [first] = run_batches(spark, store, 1, per_batch=3)
-    assert (first.late_changes, flagged_accounts(store)) == (3, set(ACCOUNTS[:3]))
+    [first] = run_scans(spark, store, 1, per_scan=3)
+    assert (first.changes, flagged_accounts(store)) == (3, set(ACCOUNTS[:3]))
     # Saved after the chunk: up to the last change it handled, not to the batch's time.
     assert list(store.scan_progress.values()) == [recorded[2]]
 
     # The job is restarted: it resumes from the saved progress, and the bound holds. A restarted
     # job does not know which entries of the margin it handled: it handles the last one again.
-    reported = run_batches(spark, store, 3, per_batch=3)
-    assert [m.late_changes for m in reported] == [3, 2, 0]
+    reported = run_scans(spark, store, 3, per_scan=3)
+    assert [scan.changes for scan in reported] == [3, 2, 0]
     assert flagged_accounts(store) == set(ACCOUNTS)
     assert list(store.scan_progress.values()) == [RESTARTED_AT + timedelta(seconds=2)]
 
@@ -63,23 +69,21 @@ def test_a_long_backlog_is_caught_up_a_bounded_chunk_per_batch_with_progress_sav
 def test_changes_recorded_at_one_instant_are_neither_lost_nor_redone_across_the_bound(spark: SparkSession) -> None:
     same_instant = RESTARTED_AT - timedelta(minutes=5)
     store = store_after_an_outage(spark, [same_instant] * len(ACCOUNTS))
-    reported = run_batches(spark, store, 5, per_batch=2)
-    assert [m.late_changes for m in reported] == [2, 2, 2, 1, 0]
+    reported = run_scans(spark, store, 5, per_scan=2)
+    assert [scan.changes for scan in reported] == [2, 2, 2, 1, 0]
     assert flagged_accounts(store) == set(ACCOUNTS)
 
 
 def test_a_change_that_becomes_visible_late_inside_the_margin_is_still_handled(spark: SparkSession) -> None:
     store = store_after_an_outage(spark, [RESTARTED_AT - timedelta(minutes=1)] * len(ACCOUNTS))
     processor = detection_processor(store, margin=timedelta(seconds=30))
-    reported: list[BatchMetrics] = []
-    processor.on_batch_done = reported.append
-    processor(micro_batch(spark, [], 0, RESTARTED_AT), 0)
+    reported = [idle_scan(spark, processor, RESTARTED_AT)]
     # Recorded 10 s before the scan ended, visible only now (clock skew, write latency).
     late_visible = ProfileChange("ACC-0", "CUST-LATE", "phone", BASE + timedelta(minutes=1))
     store.record_change(late_visible, RESTARTED_AT - timedelta(seconds=10))
-    processor(micro_batch(spark, [], 0, RESTARTED_AT + timedelta(seconds=1)), 1)
-    processor(micro_batch(spark, [], 0, RESTARTED_AT + timedelta(seconds=2)), 2)
-    assert [m.late_changes for m in reported] == [len(ACCOUNTS), 1, 0]
+    reported.append(idle_scan(spark, processor, RESTARTED_AT + timedelta(seconds=1)))
+    reported.append(idle_scan(spark, processor, RESTARTED_AT + timedelta(seconds=2)))
+    assert [scan.changes for scan in reported] == [len(ACCOUNTS), 1, 0]
     assert {a["customer_id"] for a in store.alerts.values() if a["account_no"] == "ACC-0"} == {"CUST-LATE"}
 
 
@@ -93,10 +97,10 @@ def test_an_entry_from_a_writer_whose_clock_runs_ahead_does_not_move_the_scan_pa
     for account, at in ((ACCOUNTS[0], RESTARTED_AT - timedelta(minutes=2)), (ACCOUNTS[1], ahead)):
         store.record_change(ProfileChange(account, f"CUST-{account}", "email", BASE), at)
     processor = detection_processor(store, changes_per_batch=2)
-    processor(micro_batch(spark, [], 0, RESTARTED_AT), 1)  # exactly the bound: not known to be caught up
+    idle_scan(spark, processor, RESTARTED_AT)  # exactly the bound: not known to be caught up
     assert flagged_accounts(store) == set(ACCOUNTS[:2])
     assert max(store.scan_progress.values()) <= RESTARTED_AT
     # A writer with a correct clock records a change right after that batch: it is not skipped.
     store.record_change(ProfileChange(ACCOUNTS[2], f"CUST-{ACCOUNTS[2]}", "email", BASE), RESTARTED_AT)
-    processor(micro_batch(spark, [], 0, RESTARTED_AT + timedelta(seconds=2)), 2)
+    idle_scan(spark, processor, RESTARTED_AT + timedelta(seconds=2))
     assert flagged_accounts(store) == set(ACCOUNTS[:3])

@@ -57,6 +57,9 @@ def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
         "startingOffsets": kafka.starting_offsets,
         "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
         "kafka.security.protocol": kafka.security_protocol,
+        # A task reads its offset range up to the log's end; with the broker's default 500 ms fetch
+        # wait, each small batch's Kafka tasks waited about 550 ms on it (profiled: 18 ms of CPU).
+        "kafka.fetch.max.wait.ms": "20",
     }
     if kafka.ssl_truststore_path:
         options["kafka.ssl.truststore.location"] = kafka.ssl_truststore_path

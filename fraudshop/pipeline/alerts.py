@@ -8,6 +8,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from fraudshop.model.tables import ALERT_KEY, CUST_FRAUD_COLUMNS
+from fraudshop.pipeline.held import computed_once
 from fraudshop.pipeline.ports import DetectionStore
 from fraudshop.transforms.detection import SUPERSEDED_CUSTOMERS
 
@@ -15,10 +16,9 @@ from fraudshop.transforms.detection import SUPERSEDED_CUSTOMERS
 def write_alerts(store: DetectionStore, alerts: DataFrame, detected_at: datetime | Column) -> int:
     """Returns how many alerts were written."""
     at = detected_at if isinstance(detected_at, Column) else F.lit(detected_at)
-    alerts = alerts.withColumn("detected_at", at).persist()  # written to two tables
-    try:
+    with computed_once(alerts.withColumn("detected_at", at)) as stamped:  # written to two tables
         written = Observation()
-        observed = alerts.observe(
+        observed = stamped.observe(
             written,
             F.count(F.lit(1)).alias("alerts"),
             F.count(F.when(F.size(SUPERSEDED_CUSTOMERS) > 0, True)).alias("superseding"),
@@ -27,11 +27,9 @@ def write_alerts(store: DetectionStore, alerts: DataFrame, detected_at: datetime
         counts = written.get
         if counts["superseding"]:  # rare: a customer's alert now belongs to another customer
             stale = (
-                alerts.where(F.size(SUPERSEDED_CUSTOMERS) > 0)
+                stamped.where(F.size(SUPERSEDED_CUSTOMERS) > 0)
                 .select(F.explode(SUPERSEDED_CUSTOMERS).alias(ALERT_KEY[0]), *ALERT_KEY[1:])
                 .collect()
             )
             store.delete_alerts([(row[0], row[1], row[2]) for row in stale])  # in ALERT_KEY order
         return int(counts["alerts"])
-    finally:
-        alerts.unpersist()

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from fraudshop.pipeline.alerts import write_alerts
+from fraudshop.pipeline.held import computed_once
 from fraudshop.pipeline.late_changes import LateChangeScanner, ScanOutcome
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.ports import DetectionStore
@@ -49,6 +50,10 @@ class MicroBatchProcessor:
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _last_scan: float | None = field(default=None, init=False)  # clock() of the last scan, None before any
+    # Threads kept for the job's life: PySpark gives each new Python thread a JVM thread and connection.
+    _steps: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="batch-step"), init=False
+    )
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         metrics = BatchMetrics(batch_id)  # of this attempt only
@@ -93,15 +98,13 @@ class MicroBatchProcessor:
     def _process_batch(self, records: DataFrame, metrics: BatchMetrics) -> None:
         # Counts ride along with the writes (observed metrics) instead of jobs of their own: each
         # Spark job costs a fixed few hundred milliseconds, which is most of a small batch's time.
-        parsed = parse_transaction_records(
-            records,
-            self.max_record_bytes,
-            self.max_future_skew_seconds,
-            carried=(BATCH_TIMESTAMP,),
-        ).persist()  # read by the transaction write, the rejects write and the detection
-        try:
-            # Observed above the cache, never inside it: metrics inside a cached plan are not
-            # reported when the cache is read instead of computed, and get() would wait for ever.
+        all_parsed = parse_transaction_records(
+            records, self.max_record_bytes, self.max_future_skew_seconds, carried=(BATCH_TIMESTAMP,)
+        )
+        # Read by the transaction write, the rejects write and the detection.
+        with computed_once(all_parsed) as parsed:
+            # Observed above the checkpoint, never inside it: metrics inside it are not reported when
+            # its blocks are read instead of computed, and get() would wait for ever.
             arrivals = Observation()
             observed = parsed.observe(
                 arrivals,
@@ -111,11 +114,11 @@ class MicroBatchProcessor:
             )
             # The transactions' write and the rule's detection and writes are independent: run side by
             # side, each one's fixed costs (planning, scheduling, round trips to Cassandra) overlap.
-            with ThreadPoolExecutor(2, thread_name_prefix=f"batch-{metrics.batch_id}") as pool:
-                steps = [
-                    pool.submit(inheritable_thread_target(self._write_transactions), observed, metrics),
-                    pool.submit(inheritable_thread_target(self._flag_transactions), parsed, metrics),
-                ]
+            steps = [
+                self._steps.submit(inheritable_thread_target(self._write_transactions), observed, metrics),
+                self._steps.submit(inheritable_thread_target(self._flag_transactions), parsed, metrics),
+            ]
+            wait(steps)  # both, even when one fails: a retry must not run beside a leftover step
             for finished in steps:
                 finished.result()  # raises the step's error, if any
             counts = arrivals.get
@@ -127,8 +130,6 @@ class MicroBatchProcessor:
             if metrics.rejected:
                 with metrics.step("rejects"):
                     self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
-        finally:
-            parsed.unpersist()
         with metrics.step("late_changes"):
             scan = self._scan(records.sparkSession, batch_at)
         metrics.late_changes, metrics.late_alert_rows = scan.changes, scan.alert_rows

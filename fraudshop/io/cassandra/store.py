@@ -4,7 +4,7 @@ small statements (change log, progress, deletes) through cassandra-driver."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -41,6 +41,8 @@ class CassandraStore:
         self.cassandra = cassandra
         self.keyspace = cassandra.keyspace
         self._prepared: dict[str, PreparedStatement] = {}
+        # Threads kept for the job's life: PySpark gives each new Python thread a JVM thread and connection.
+        self._writers = ThreadPoolExecutor(2, thread_name_prefix="alert-writes")
 
     @cached_property
     def _session(self) -> Session:
@@ -74,11 +76,11 @@ class CassandraStore:
     def write_alerts(self, alerts: DataFrame) -> None:
         # Two Spark jobs side by side: each one's fixed cost overlaps the other's.
         by_day = alerts.withColumn("day", F.to_date("tranpostdt"))
-        with ThreadPoolExecutor(2, thread_name_prefix="alert-writes") as pool:
-            writes = [
-                pool.submit(inheritable_thread_target(write_cassandra_table), rows, self.keyspace, table)
-                for rows, table in ((alerts, "cust_fraud"), (by_day, "cust_fraud_by_day"))
-            ]
+        writes = [
+            self._writers.submit(inheritable_thread_target(write_cassandra_table), rows, self.keyspace, table)
+            for rows, table in ((alerts, "cust_fraud"), (by_day, "cust_fraud_by_day"))
+        ]
+        wait(writes)
         for write in writes:
             write.result()
 

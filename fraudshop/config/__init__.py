@@ -73,6 +73,7 @@ class CassandraConfig(_Section):
     ssl_truststore_path: str
     ssl_truststore_password: Secret
     ssl_ca_file: str
+    concurrent_writes: AtLeastOne
 
     @property
     def host_list(self) -> list[str]:

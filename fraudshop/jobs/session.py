@@ -14,6 +14,7 @@ def cassandra_connector_settings(cassandra: CassandraConfig) -> dict[str, str]:
     settings = {
         "spark.cassandra.connection.host": cassandra.hosts,
         "spark.cassandra.connection.port": str(cassandra.port),
+        "spark.cassandra.output.concurrent.writes": str(cassandra.concurrent_writes),
     }
     if cassandra.local_dc:
         settings["spark.cassandra.connection.localDC"] = cassandra.local_dc

@@ -1,22 +1,42 @@
-"""The benchmark's parts: percentiles, reading progress lines, the expected outcome, the figures
-of its processes."""
+"""The benchmark's parts: percentiles, reading progress lines, the figures taken from them
+(capacity, fixed cost, recovery), the targets, the expected outcome, the figures of its processes,
+the README's table."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import psutil
+import pytest
 
+from fraudshop.cli import main as fraudshop_main
+from fraudshop.lab.bench.ceiling import ceiling_figures
+from fraudshop.lab.bench.figures import HEADLINE_KEYS, drain, fixed_cost, recovery_seconds, targets, with_ceiling
+from fraudshop.lab.bench.preload import slices
 from fraudshop.lab.bench.processes import cpu_seconds, job_roles, machine, peak_rss_mb
 from fraudshop.lab.bench.progress import breakdown, parse_batch, records_done
+from fraudshop.lab.bench.publish import (
+    README_BEGIN,
+    README_END,
+    history_line,
+    render_readme_block,
+    source_commit,
+    with_readme_block,
+)
 from fraudshop.lab.bench.stats import percentile, summary
 from fraudshop.lab.bench.workload import OfferedTransactions, Workload, customer_of, expected_alerts
 from fraudshop.lab.waiting import wait_until
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def detection_line(batch_id: int, records: int | None, trigger_ms: int = 2000) -> dict[str, object]:
@@ -105,7 +125,7 @@ def test_cpu_and_peak_memory_of_a_process() -> None:
     assert cpu_seconds(os.getpid()) > 0
     peak = peak_rss_mb(os.getpid())
     assert peak is not None and peak >= psutil.Process().memory_info().rss / 1024**2 - 1
-    assert machine()["cpus"] == os.cpu_count()
+    assert machine()["nproc"] == len(os.sched_getaffinity(0))
 
 
 def test_a_gone_process_has_no_cpu_time_nor_memory() -> None:
@@ -128,3 +148,250 @@ def test_a_jobs_processes_by_role() -> None:
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
+
+
+def _at(second: float) -> str:
+    return (datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
+
+def timed_line(query: str, batch_id: int, started_s: float, records: int, trigger_ms: float) -> dict[str, object]:
+    """A progress line of a batch that started ``started_s`` after 10:00 (the baseline's form: Kafka rows only)."""
+    return {
+        "query": query,
+        "batch_id": batch_id,
+        "timestamp": _at(started_s),
+        "num_input_rows": records,
+        "duration_ms": {"triggerExecution": trigger_ms},
+        "fraudshop": None,
+    }
+
+
+def _moment(second: float) -> datetime:
+    return datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(seconds=second)
+
+
+def test_the_drain_runs_from_the_first_batch_with_records_to_the_batch_that_completed_the_backlog() -> None:
+    lines = [
+        timed_line("q", 0, 5.0, 100, 1000),  # before the restart: not the backlog's
+        timed_line("q", 1, 20.0, 0, 50),  # the restarted job's first batch, empty
+        timed_line("q", 2, 22.0, 4000, 3000),
+        timed_line("q", 3, 25.0, 4000, 3000),
+        timed_line("q", 4, 28.0, 2000, 2000),  # completes 10,000 at 30 s
+        timed_line("q", 5, 31.0, 0, 100),
+    ]
+    figures = drain([parse_batch(line) for line in lines], ["q"], _moment(10), 10_000)
+    assert figures["seconds"] == 8.0  # 22 s → 30 s
+    assert figures["capacity_txn_per_s"] == 1250.0
+    assert figures["batches"] == 3
+    assert figures["first_batch_started_at"] == _moment(22).isoformat()
+
+
+def test_a_drain_of_two_queries_ends_with_the_slower_and_is_none_until_both_finished() -> None:
+    lines = [
+        timed_line("a", 0, 10.0, 600, 1000),
+        timed_line("b", 0, 11.0, 300, 1000),
+        timed_line("a", 1, 12.0, 400, 1000),  # a done at 13 s
+        timed_line("b", 1, 14.0, 700, 2000),  # b done at 16 s
+    ]
+    batches = [parse_batch(line) for line in lines]
+    assert drain(batches, ["a", "b"], _moment(0), 1000)["seconds"] == 6.0  # 10 s → 16 s
+    assert drain(batches[:3], ["a", "b"], _moment(0), 1000)["capacity_txn_per_s"] is None
+    assert drain(batches, ["a", "b"], _moment(30), 1000) == {"records": 1000, "batches": 0, "capacity_txn_per_s": None}
+
+
+def test_the_fixed_cost_is_the_median_of_small_batches_in_the_phase() -> None:
+    lines = [
+        timed_line("q", 0, 1.0, 40, 900),  # before the phase
+        timed_line("q", 1, 10.0, 40, 300),
+        timed_line("q", 2, 12.0, 0, 50),  # no records: not a batch of work
+        timed_line("q", 3, 14.0, 100, 500),
+        timed_line("q", 4, 16.0, 101, 5000),  # over 100 records
+        timed_line("q", 5, 18.0, 1, 400),
+        timed_line("q", 6, 40.0, 20, 900),  # after the phase
+    ]
+    cost = fixed_cost([parse_batch(line) for line in lines], ["q"], _moment(10), _moment(30))
+    assert cost["batch_fixed_cost_s"] == 0.4  # median of 0.3, 0.5, 0.4
+    assert cost["by_query"] == {"q": {"batches": 3, "median_s": 0.4}}
+
+
+def test_a_jobs_fixed_cost_is_its_slowest_querys_and_none_without_small_batches() -> None:
+    lines = [timed_line("a", 0, 1.0, 10, 200), timed_line("b", 0, 1.0, 10, 700), timed_line("b", 1, 3.0, 10, 900)]
+    batches = [parse_batch(line) for line in lines]
+    assert fixed_cost(batches, ["a", "b"], _moment(0), _moment(10))["batch_fixed_cost_s"] == 0.8
+    assert fixed_cost(batches, ["a", "c"], _moment(0), _moment(10))["batch_fixed_cost_s"] is None
+
+
+def test_recovery_ends_with_the_first_batch_with_records_that_started_after_the_kill() -> None:
+    lines = [
+        timed_line("q", 7, 9.0, 50, 1500),  # started before the kill (at 10 s), even if it ended after
+        timed_line("q", 8, 21.0, 0, 100),  # the restarted job's first batch: no records yet
+        timed_line("q", 9, 23.0, 400, 1500),  # ends 24.5 s
+        timed_line("q", 10, 25.0, 50, 500),
+    ]
+    batches = [parse_batch(line) for line in lines]
+    assert recovery_seconds(batches, ["q"], _moment(10)) == 14.5
+    assert recovery_seconds(batches[:2], ["q"], _moment(10)) is None
+    two = [*batches, parse_batch(timed_line("r", 3, 26.0, 10, 1000))]
+    assert recovery_seconds(two, ["q", "r"], _moment(10)) == 17.0
+
+
+def test_targets_are_met_only_by_measured_values_within_their_bounds() -> None:
+    headline_figures = {
+        "capacity_ratio": 0.6,
+        "latency_s": {"2000": {"p95": 1.4, "p99": 2.1}, "200": {"p95": 1.0}},
+        "batch_fixed_cost_s": None,
+        "recovery_s": 15.5,
+    }
+    met = {name: figures["met"] for name, figures in targets(headline_figures).items()}
+    assert met == {
+        "capacity_ratio": True,
+        "latency_2000_p95_s": True,
+        "latency_2000_p99_s": False,
+        "latency_200_p95_s": True,
+        "batch_fixed_cost_s": False,  # not measured
+        "recovery_s": False,
+    }
+    assert targets(headline_figures)["capacity_ratio"] == {"target": ">= 0.6", "value": 0.6, "met": True}
+
+
+def test_capacity_ratio_is_over_the_runs_ceiling() -> None:
+    assert with_ceiling({"capacity_txn_per_s": 15_000.0}, 20_000.0)["capacity_ratio"] == 0.75
+    assert with_ceiling({"capacity_txn_per_s": 15_000.0}, None)["capacity_ratio"] is None
+    assert with_ceiling({"capacity_txn_per_s": None}, 20_000.0)["capacity_ratio"] is None
+
+
+def test_ceiling_figures_check_that_every_row_written_is_stored() -> None:
+    written = {"rows": 400_000, "rows_stored": 400_000, "build_seconds": 3.0, "write_seconds": 20.0}
+    figures = ceiling_figures(written, Path("job.log"))
+    assert figures["ceiling_rows_per_s"] == 20_000.0
+    assert figures["correctness"]["passed"] is True
+    assert ceiling_figures({**written, "rows_stored": 399_999}, Path("job.log"))["correctness"]["passed"] is False
+
+
+def test_the_backlog_is_cut_into_contiguous_slices_of_near_equal_size() -> None:
+    records = [(str(i).encode(), b"v") for i in range(10)]
+    parts = slices(records, 3)
+    assert [len(part) for part in parts] == [4, 3, 3]
+    assert [record for part in parts for record in part] == records
+    assert len(slices(records[:2], 4)) == 2  # no empty slice
+
+
+def _result(**overrides: object) -> dict[str, Any]:
+    """A bench.json as a full run writes it, cut to what the README's table and the history read."""
+    latency = {"2000": {"p50": 0.8, "p95": 1.2, "p99": 1.9}, "200": {"p50": 0.5, "p95": 0.9, "p99": 1.1}}
+    ours = {
+        "capacity_txn_per_s": 14_000.0,
+        "ceiling_rows_per_s": 21_000.0,
+        "capacity_ratio": 0.667,
+        "latency_s": latency,
+        "batch_fixed_cost_s": 0.42,
+        "recovery_s": 9.5,
+    }
+    result: dict[str, Any] = {
+        "started_at": "2026-11-28T21:00:00+00:00",
+        **ours,
+        "baseline": {**ours, "capacity_txn_per_s": 3000.0, "capacity_ratio": 0.143, "recovery_s": 30.0},
+        "targets": targets(ours),
+        "correctness_passed": True,
+        "machine": {"nproc": 2, "memory_gib": 23.5},
+        "commit": {"sha": "0123456789abcdef", "dirty": False},
+        "plan": {"backlog": 500_000},
+        "systems": {
+            "ceiling": {"rows": 500_000, "correctness": {"rows_written": 500_000, "rows_stored": 500_000}},
+            **{
+                name: {
+                    "correctness": {"passed": True, "transactions_stored": 530_000, "alerts_stored": 26_500},
+                }
+                for name in ("fraudshop", "baseline")
+            },
+        },
+    }
+    return {**result, **overrides}
+
+
+def test_the_readme_table_shows_the_runs_figures_and_targets() -> None:
+    block = render_readme_block(_result())
+    lines = block.splitlines()
+    assert lines[0].startswith("Figures of `benchmarks/latest.json` (run of 2026-11-28 21:00 UTC, commit 0123456;")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in lines if line.startswith("| ")}
+    assert rows["capacity: a backlog of 500,000 transactions drained (txn/s)"][:2] == ["14,000", "3,000"]
+    assert rows["capacity / ceiling"] == ["0.67", "0.14", "≥ 0.6: met |"]
+    assert rows["event→alert p50 / p95 / p99 at 2,000 txn/s offered"][0] == "0.80 / 1.20 / 1.90 s"
+    assert rows["event→alert p50 / p95 / p99 at 2,000 txn/s offered"][2] == "≤ 1.5 s (p95): met, ≤ 2 s (p99): met |"
+    assert rows["recovery: kill -9 to the next completed batch"] == ["9.5 s", "30.0 s", "≤ 15 s: met |"]
+    assert rows["correctness over everything sent"][0] == "530,000 transactions, 26,500 alerts, exact"
+    # A run that did not measure a figure shows it as missing, never as 0.
+    partial = render_readme_block(_result(recovery_s=None, targets={}))
+    assert "| recovery: kill -9 to the next completed batch | - | 30.0 s | ≤ 15 s: - |" in partial
+
+
+def test_the_readme_block_is_replaced_between_its_markers_only() -> None:
+    readme = "# Title\nprose\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nmore prose\n"
+    assert with_readme_block(readme, "new table\n") == (
+        "# Title\nprose\n<!-- bench:begin -->\nnew table\n<!-- bench:end -->\nmore prose\n"
+    )
+    with pytest.raises(ValueError, match="bench:begin"):
+        with_readme_block("no markers\n", "new table\n")
+
+
+def test_the_readmes_benchmark_table_is_the_rendering_of_the_committed_latest_json() -> None:
+    """The README cannot drift from benchmarks/latest.json: `fraudshop bench --update-readme` fixes it."""
+    readme = (REPOSITORY / "README.md").read_text()
+    latest = json.loads((REPOSITORY / "benchmarks" / "latest.json").read_text())
+    assert readme.count(README_BEGIN) == readme.count(README_END) == 1
+    assert with_readme_block(readme, render_readme_block(latest)) == readme
+
+
+def test_a_history_line_summarises_a_run_on_one_line() -> None:
+    line = history_line(_result())
+    assert line["date"] == "2026-11-28T21:00:00+00:00"
+    assert line["capacity_ratio"] == 0.667
+    assert line["baseline"]["capacity_txn_per_s"] == 3000.0
+    assert line["targets_met"]["recovery_s"] is True
+    assert line["correct"] is True
+    assert "\n" not in json.dumps(line)
+
+
+def test_the_commit_of_a_checkout_and_of_no_checkout(tmp_path: Path) -> None:
+    assert source_commit(tmp_path) is None
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("1")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert source_commit(tmp_path) == {"sha": sha, "dirty": False}
+    (tmp_path / "f").write_text("2")
+    assert source_commit(tmp_path) == {"sha": sha, "dirty": True}
+
+
+def test_bench_update_readme_alone_rewrites_the_table_from_benchmarks_latest_without_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "latest.json").write_text(json.dumps(_result()))
+    (tmp_path / "README.md").write_text(f"# Benchmark\n{README_BEGIN}\nold\n{README_END}\nprose\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("fraudshop.lab.stack.stack_up", lambda config: pytest.fail("no run without a run option"))
+    assert fraudshop_main(["bench", "--update-readme"]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert readme == f"# Benchmark\n{README_BEGIN}\n{render_readme_block(_result())}{README_END}\nprose\n"
+
+
+def test_bench_prints_the_headline_of_a_run_of_the_ceiling_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What run_bench returns when only the ceiling ran: fraudshop's figures are None.
+    result = {
+        **{key: None for key in HEADLINE_KEYS},
+        "ceiling_rows_per_s": 21_000.0,
+        "baseline": None,
+        "targets": targets({}),
+        "correctness_passed": True,
+    }
+    monkeypatch.setattr("fraudshop.lab.stack.stack_up", lambda config: None)
+    monkeypatch.setattr("fraudshop.lab.bench.run.run_bench", lambda config, plan, output: result)
+    assert fraudshop_main(["bench", "--systems", "ceiling", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"ceiling_rows_per_s\s+21000.00", out)
+    assert re.search(r"capacity_ratio\s+>= 0.6\s+False", out)

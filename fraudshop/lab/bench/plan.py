@@ -4,6 +4,7 @@ to import: the command-line parser loads this module)."""
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,33 +12,47 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fraudshop.lab.bench.workload import Workload
 
-SYSTEM_NAMES = ("fraudshop", "baseline")
+#: The Spark batch job that writes the backlog's worth of rows in one connector write: the ceiling.
+CEILING = "ceiling"
+#: The streaming systems: the detection job, and the original proofshop's design.
+STREAMING_SYSTEMS = ("fraudshop", "baseline")
+SYSTEM_NAMES = (CEILING, *STREAMING_SYSTEMS)
 
 
 @dataclass(frozen=True)
 class BenchPlan:
     workload: Workload
     systems: tuple[str, ...]
-    #: The latency phase: this offered rate (txn/s) for this long.
-    latency_rate: float
+    #: Transactions pre-loaded on the topic while the job is stopped, then drained: the capacity.
+    #: The ceiling writes as many rows.
+    backlog: int
+    #: Event→alert latency phases: each offered rate (txn/s) for this long, highest first.
+    latency_rates: tuple[float, ...]
     latency_seconds: float
-    #: Throughput steps, raised in turn until the job falls behind.
-    rates: tuple[float, ...]
-    step_seconds: float
-    #: A job kept up with a phase when it had processed everything this soon after the last send.
-    max_drain_seconds: float
-    #: Offered at the latency rate before measuring, so the slow batches of cold JVMs (the job's
-    #: and Cassandra's, compiling their hot paths) are not measured.
+    #: The small-batch phase: batches of a few dozen records, whose median length is the fixed cost.
+    small_batch_rate: float
+    small_batch_seconds: float
+    #: Offered at the highest latency rate before measuring, so the slow batches of cold JVMs (the
+    #: job's and Cassandra's, compiling their hot paths) are not measured.
     warmup_seconds: float
+    #: Producer processes that pre-load the backlog, each a slice of it.
+    preload_processes: int = 2
+    #: The crash happens once the job has reported this many batches with records at the lowest latency rate.
+    batches_before_kill: int = 2
     #: Sent first; the job is ready once it processed them.
     warmup_transactions: int = 50
     start_timeout_seconds: float = 300
-    drain_timeout_seconds: float = 600
+    drain_timeout_seconds: float = 900
     keep: bool = False
+
+    @property
+    def recovery_rate(self) -> float:
+        """The job is killed while it streams at the lowest latency rate."""
+        return min(self.latency_rates)
 
 
 def _rates(text: str) -> tuple[float, ...]:
-    return tuple(float(rate) for rate in text.split(","))
+    return tuple(sorted((float(rate) for rate in text.split(",")), reverse=True))
 
 
 def _systems(text: str) -> tuple[str, ...]:
@@ -49,23 +64,33 @@ def _systems(text: str) -> tuple[str, ...]:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--smoke", action="store_true", help="a tiny run of every system (about 2-3 minutes)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run of every system (5-6 minutes on 2 cores)")
     parser.add_argument(
-        "--systems", type=_systems, default=SYSTEM_NAMES, help="comma-separated, of: fraudshop, baseline"
+        "--systems", type=_systems, default=SYSTEM_NAMES, help=f"comma-separated, of: {', '.join(SYSTEM_NAMES)}"
     )
     parser.add_argument(
-        "--warmup-seconds", type=float, default=60.0, help="unmeasured traffic before the latency phase"
+        "--backlog",
+        type=int,
+        default=500_000,
+        help="transactions pre-loaded on the topic, then drained by the job (capacity); the ceiling writes as many",
     )
-    parser.add_argument("--latency-rate", type=float, default=2000.0, help="offered txn/s of the latency phase")
-    parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the latency phase")
-    parser.add_argument("--rates", type=_rates, default=(5000.0, 10000.0, 20000.0), help="offered txn/s steps")
-    parser.add_argument("--step-seconds", type=float, default=20.0, help="length of each rate step")
     parser.add_argument(
-        "--max-drain-seconds",
-        type=float,
-        default=10.0,
-        help="the job kept up when it had processed everything this soon after the last send",
+        "--preload-processes",
+        type=int,
+        default=max(2, len(os.sched_getaffinity(0))),
+        help="producer processes that pre-load the backlog",
     )
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=60.0, help="unmeasured traffic at the highest latency rate"
+    )
+    parser.add_argument(
+        "--latency-rates", type=_rates, default=(2000.0, 200.0), help="offered txn/s of the latency phases"
+    )
+    parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of each latency phase")
+    parser.add_argument(
+        "--small-batch-rate", type=float, default=20.0, help="offered txn/s of the small-batch (fixed cost) phase"
+    )
+    parser.add_argument("--small-batch-seconds", type=float, default=20.0, help="length of the small-batch phase")
     parser.add_argument("--accounts", type=int, default=2000, help="accounts of the synthetic workload")
     parser.add_argument("--changed-every", type=int, default=20, help="every n-th account changed its profile")
     parser.add_argument(
@@ -77,6 +102,20 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=6, help="seed of the synthetic workload")
     parser.add_argument("--output", type=Path, default=Path("results"), help="directory of bench.json and bench.png")
     parser.add_argument("--keep", action="store_true", help="keep the scratch keyspaces, topics and checkpoints")
+    parser.add_argument(
+        "--write-benchmarks",
+        type=Path,
+        metavar="DIR",
+        help="after the run, copy bench.json and bench.png to DIR/latest.json and DIR/latest.png and append "
+        "a summary line to DIR/history.jsonl (the repository's is benchmarks/)",
+    )
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="rewrite README.md's benchmark table from benchmarks/latest.json (from DIR/latest.json after a run "
+        "with --write-benchmarks DIR); alone, it runs no benchmark",
+    )
+    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="the README that --update-readme edits")
 
 
 def plan_from_args(args: argparse.Namespace) -> BenchPlan:
@@ -87,22 +126,24 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
         return BenchPlan(
             Workload(accounts=200, changed_every=10, seed=args.seed, history_changes=2000),
             systems,
-            latency_rate=200.0,
-            latency_seconds=10.0,
-            rates=(500.0,),
-            step_seconds=10.0,
-            max_drain_seconds=args.max_drain_seconds,
-            warmup_seconds=5.0,
+            backlog=3000,
+            latency_rates=(2000.0, 200.0),
+            latency_seconds=4.0,
+            small_batch_rate=20.0,
+            small_batch_seconds=6.0,
+            warmup_seconds=3.0,
+            preload_processes=2,
             keep=args.keep,
         )
     return BenchPlan(
         Workload(args.accounts, args.changed_every, args.seed, args.history_changes),
         systems,
-        latency_rate=args.latency_rate,
+        backlog=args.backlog,
+        latency_rates=args.latency_rates,
         latency_seconds=args.latency_seconds,
-        rates=args.rates,
-        step_seconds=args.step_seconds,
-        max_drain_seconds=args.max_drain_seconds,
+        small_batch_rate=args.small_batch_rate,
+        small_batch_seconds=args.small_batch_seconds,
         warmup_seconds=args.warmup_seconds,
+        preload_processes=args.preload_processes,
         keep=args.keep,
     )

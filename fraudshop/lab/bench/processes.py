@@ -48,16 +48,20 @@ def job_roles(group: int) -> dict[str, list[int]]:
     return roles
 
 
-def cpu_snapshot(processes: Mapping[str, list[int]]) -> dict[str, float]:
-    """CPU seconds used so far by each role's processes."""
-    return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in processes.items()}
+def cpu_snapshot(processes: Mapping[str, list[int]]) -> dict[int, float]:
+    """CPU seconds used so far by each of the roles' processes, by pid."""
+    return {pid: cpu_seconds(pid) for pids in processes.values() for pid in pids}
 
 
-def cores_used(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
-    """Average cores each role kept busy between two snapshots ``seconds`` apart."""
-    return {role: round((after[role] - before.get(role, 0.0)) / seconds, 2) for role in after}
+def cores_used(before: Mapping[int, float], processes: Mapping[str, list[int]], seconds: float) -> dict[str, float]:
+    """Average cores each role's ``processes`` kept busy since the ``before`` snapshot, ``seconds``
+    ago; a process started since counts from zero, one that ended since is not counted."""
+    return {
+        role: round(sum(cpu_seconds(pid) - before.get(pid, 0.0) for pid in pids) / seconds, 2)
+        for role, pids in processes.items()
+    }
 
 
-def machine() -> dict[str, float | int | None]:
-    """The machine's size: CPUs and memory (GiB)."""
-    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1)}
+def machine() -> dict[str, float | int]:
+    """The machine's size: the CPUs this process may use (what ``nproc`` says) and memory (GiB)."""
+    return {"nproc": len(os.sched_getaffinity(0)), "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1)}

@@ -23,6 +23,8 @@ from fraudshop.pipeline.stream import QUERY_NAME
 class Batch:
     query: str
     batch_id: int
+    #: Spark's progress timestamp: when the batch's trigger fired.
+    started_at: datetime
     ended_at: datetime
     kafka_records: int
     duration_ms: dict[str, float]
@@ -43,6 +45,7 @@ def parse_batch(line: dict[str, Any]) -> Batch:
     return Batch(
         query=line["query"],
         batch_id=int(line["batch_id"]),
+        started_at=started,
         ended_at=started + timedelta(milliseconds=duration_ms.get("triggerExecution", 0.0)),
         kafka_records=kafka_records,
         duration_ms=duration_ms,

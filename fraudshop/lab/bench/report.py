@@ -1,5 +1,5 @@
 """The benchmark's outputs: the JSON of every figure and a small PNG (event→alert latency over
-time; throughput against offered rate), one series per system."""
+time, one series per streaming system; each system's backlog capacity against the write ceiling)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from fraudshop.lab.bench.figures import WARM_UP
+from fraudshop.lab.bench.figures import BACKLOG, CAPACITY, CEILING_RATE
 from fraudshop.lab.bench.outcome import LatencySample
+from fraudshop.lab.bench.plan import CEILING
 
 
 def write_json(result: Mapping[str, Any], path: Path) -> None:
@@ -22,21 +23,25 @@ def write_plot(
     systems: Mapping[str, Mapping[str, Any]], samples: Mapping[str, Sequence[LatencySample]], path: Path
 ) -> None:
     figure = Figure(figsize=(10, 4), dpi=90, layout="constrained")
-    latency, throughput = figure.subplots(1, 2)
-    for name, figures in systems.items():
-        start = figures["phases"][0]["started_at"]
-        latency.scatter(
-            [s.event_at - start for s in samples[name]], [s.latency for s in samples[name]], s=3, label=name
-        )
-        phases = [phase for phase in figures["phases"] if phase["name"] != WARM_UP]
-        throughput.plot([p["send_rate"] for p in phases], [p["throughput_tps"] for p in phases], marker="o", label=name)
+    latency, capacity = figure.subplots(1, 2)
+    streaming = [name for name in systems if name != CEILING]
+    for name in streaming:
+        phases = systems[name]["phases"]
+        start = phases[0]["started_at"]
+        # Not the backlog's: sent while the job was stopped, their latency is the wait for its restart.
+        streamed = [p for p in phases if p["name"] != BACKLOG]
+        shown = [s for s in samples[name] if any(p["started_at"] <= s.event_at < p["sent_until"] for p in streamed)]
+        latency.scatter([s.event_at - start for s in shown], [s.latency for s in shown], s=3, label=name)
     latency.set(title="event → alert latency", xlabel="seconds since the warm-up started", ylabel="latency (s)")
     latency.set_yscale("log")
-    offered = [p["send_rate"] for figures in systems.values() for p in figures["phases"]]
-    if offered:
-        throughput.plot([0, max(offered)], [0, max(offered)], linestyle=":", color="grey", label="offered")
-    throughput.set(title="throughput vs offered rate", xlabel="offered (txn/s, as sent)", ylabel="processed (txn/s)")
-    for axes in (latency, throughput):
+    bars = capacity.bar(streaming, [systems[name][CAPACITY] or 0.0 for name in streaming], color="tab:blue")
+    capacity.bar_label(bars, fmt="{:,.0f}")
+    if CEILING in systems:
+        capacity.axhline(systems[CEILING][CEILING_RATE], linestyle=":", color="grey", label="write ceiling")
+        capacity.legend()
+    capacity.set(title="backlog drained", ylabel="txn/s")
+    for axes in (latency, capacity):
         axes.grid(alpha=0.3)
-        axes.legend()
+    if streaming:
+        latency.legend()
     figure.savefig(path)

@@ -60,6 +60,9 @@ class ProgressReporter(StreamingQueryListener):
             "timestamp": progress.timestamp,
             "num_input_rows": progress.numInputRows,
             "duration_ms": dict(progress.durationMs),
+            # Where each source stood after the batch (Kafka: {topic: {partition: offset}}): unlike
+            # the row counts, it tells how far the query got even if an earlier line is missing.
+            "end_offsets": [json.loads(source.endOffset) for source in progress.sources if source.endOffset],
             "fraudshop": metrics.as_dict() if metrics else None,
         }
         with self.progress_file.open("a") as handle:

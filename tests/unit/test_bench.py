@@ -44,7 +44,7 @@ def detection_line(batch_id: int, records: int | None, trigger_ms: int = 2000) -
         "query": "fraudshop_detect_fraud",
         "batch_id": batch_id,
         "timestamp": f"2026-11-23T10:00:{batch_id:02d}.000Z",
-        "num_input_rows": (records or 0) + 2,  # plus the job's tick rows
+        "num_input_rows": records or 0,
         "duration_ms": {"triggerExecution": trigger_ms, "addBatch": trigger_ms - 100},
         "fraudshop": None
         if records is None
@@ -71,7 +71,7 @@ def test_percentiles_are_nearest_rank() -> None:
     assert summary([1.0, 3.0])["mean"] == 2.0
 
 
-def test_detection_lines_count_kafka_records_not_tick_rows() -> None:
+def test_detection_lines_count_the_jobs_kafka_records() -> None:
     batch = parse_batch(detection_line(3, 40))
     assert batch.kafka_records == 40
     assert batch.ended_at == datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
@@ -85,6 +85,17 @@ def test_a_record_is_done_when_every_query_of_the_job_did_it() -> None:
     assert records_done(batches, queries) == 0
     batches.append(parse_batch(baseline_line("baseline_cust_fraud", 0, 250)))
     assert records_done(batches, queries) == 250
+
+
+def test_records_done_follows_end_offsets_across_a_batch_whose_progress_line_was_lost() -> None:
+    # Killed between batch 1's commit and its progress line: batch 1 has no line, yet batch 2,
+    # after the restart, reports how far the query got.
+    def line(batch_id: int, records: int, offsets: dict[str, int]) -> dict[str, object]:
+        return {**detection_line(batch_id, records), "end_offsets": [{"topic": offsets}]}
+
+    batches = [parse_batch(line(0, 100, {"0": 60, "1": 40})), parse_batch(line(2, 30, {"0": 90, "1": 70}))]
+    assert records_done(batches, ("fraudshop_detect_fraud",)) == 160  # not 130, the rows reported
+    assert parse_batch(detection_line(3, 5)).consumed is None
 
 
 def test_breakdown_summarises_batches_with_records_in_the_window() -> None:

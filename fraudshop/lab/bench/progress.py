@@ -29,14 +29,16 @@ class Batch:
     kafka_records: int
     duration_ms: dict[str, float]
     step_ms: dict[str, float] = field(default_factory=dict)
+    #: Records of the (scratch, from offset 0) topic the query had consumed after this batch, from
+    #: its Kafka end offsets; None in a line without them.
+    consumed: int | None = None
 
 
 def parse_batch(line: dict[str, Any]) -> Batch:
     started = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
     duration_ms = {key: float(value) for key, value in line["duration_ms"].items()}
     if line["query"] == QUERY_NAME:
-        # The detection job's input also holds its once-a-second tick rows: count Kafka's only
-        # (a batch reported without the job's counts, e.g. a failed attempt, finished none).
+        # A batch reported without the job's counts (a failed attempt) finished none.
         fraudshop = line["fraudshop"] or {}
         kafka_records = int(fraudshop.get("kafka_records", 0))
     else:
@@ -50,6 +52,21 @@ def parse_batch(line: dict[str, Any]) -> Batch:
         kafka_records=kafka_records,
         duration_ms=duration_ms,
         step_ms={key: float(value) for key, value in fraudshop.get("step_ms", {}).items()},
+        consumed=_consumed(line.get("end_offsets")),
+    )
+
+
+def _consumed(end_offsets: list[Any] | None) -> int | None:
+    """Sum of the Kafka end offsets of a progress line's sources (topic → partition → offset)."""
+    if not end_offsets:
+        return None
+    return sum(
+        int(offset)
+        for source in end_offsets
+        if isinstance(source, dict)
+        for partitions in source.values()
+        if isinstance(partitions, dict)
+        for offset in partitions.values()
     )
 
 
@@ -71,11 +88,17 @@ def read_batches(path: Path) -> list[Batch]:
 
 def records_done(batches: Sequence[Batch], queries: Sequence[str]) -> int:
     """Kafka records every one of the job's ``queries`` has finished (the slowest one's count):
-    a job with two queries has processed a record only when both have."""
+    a job with two queries has processed a record only when both have. From the furthest end
+    offsets a query reported when its lines carry them: a job killed between a batch's commit
+    and its progress line leaves that batch without a line, and a sum of row counts would never
+    reach the total."""
     per_query: dict[str, int] = defaultdict(int)
+    furthest: dict[str, int] = {}
     for batch in batches:
         per_query[batch.query] += batch.kafka_records
-    return min(per_query[query] for query in queries)
+        if batch.consumed is not None:
+            furthest[batch.query] = max(furthest.get(batch.query, 0), batch.consumed)
+    return min(furthest.get(query, per_query[query]) for query in queries)
 
 
 def breakdown(batches: Sequence[Batch], since: datetime, until: datetime) -> dict[str, Any]:

@@ -32,6 +32,7 @@ SECURE = [
     "cassandra.ssl_enabled=true",
     "cassandra.ssl_truststore_path=/etc/cassandra/truststore.p12",
     "cassandra.ssl_ca_file=",
+    "cassandra.concurrent_writes=64",
 ]
 SECRETS = {
     "FRAUDSHOP_KAFKA__SASL_PASSWORD": "kafka-secret",
@@ -71,11 +72,12 @@ def test_producer_gets_sasl_and_ca_file() -> None:
     }
 
 
-def test_connector_gets_hosts_dc_auth_and_tls() -> None:
+def test_connector_gets_hosts_dc_auth_tls_and_write_concurrency() -> None:
     config = load_config(overrides=SECURE, environ=SECRETS)
     assert cassandra_connector_settings(config.cassandra) == {
         "spark.cassandra.connection.host": "c1,c2,c3",
         "spark.cassandra.connection.port": "9042",
+        "spark.cassandra.output.concurrent.writes": "64",
         "spark.cassandra.connection.localDC": "dc1",
         "spark.cassandra.auth.username": "fraud",
         "spark.cassandra.auth.password": "cass-secret",

@@ -13,6 +13,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from fraudshop.config import Config
 from fraudshop.io.cassandra.store import CassandraStore
+from fraudshop.io.checkpoints import move_aside_two_source_checkpoint
 from fraudshop.io.kafka.source import transaction_records
 from fraudshop.jobs.session import start_job_session
 from fraudshop.pipeline.late_changes import LateChangeScanner
@@ -51,8 +52,9 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         backoff_seconds=config.job.batch_retry_backoff_seconds,
         timeout_seconds=config.job.batch_timeout_seconds,
     )
+    starting_offsets = move_aside_two_source_checkpoint(spark, str(config.job.checkpoint_dir))
     query = (
-        transaction_records(spark, config.kafka)
+        transaction_records(spark, config.kafka, starting_offsets)
         .writeStream.queryName(QUERY_NAME)
         .foreachBatch(resilient)
         .option("checkpointLocation", str(config.job.checkpoint_dir))

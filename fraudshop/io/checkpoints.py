@@ -31,8 +31,13 @@ def move_aside_two_source_checkpoint(spark: SparkSession, checkpoint_dir: str) -
 
     def sources_of_batch(batch: int) -> list[str]:
         # An offsets file: a version line, the batch's metadata, then one line per source, in the query's order.
-        text = spark.read.text(hadoop_path(root, f"offsets/{batch}").toString()).collect()
-        return [row.value for row in text][2:]
+        # Read on the driver: a Spark job here would add to every start of the job.
+        stream = files.open(hadoop_path(root, f"offsets/{batch}"))
+        try:
+            text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        finally:
+            stream.close()
+        return text.splitlines()[2:]
 
     planned, committed = batch_ids("offsets"), batch_ids("commits")
     if not planned or len(sources_of_batch(max(planned))) != 2:

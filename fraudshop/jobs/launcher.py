@@ -20,6 +20,7 @@ import psutil
 
 from fraudshop.config import Config, as_environment, versions
 from fraudshop.config.resources import packaged_file
+from fraudshop.jobs.resolved_jars import dependency_options
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +31,19 @@ PASSED_ON_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def spark_submit_command(config: Config, script: Path, spark_submit: str = "spark-submit") -> list[str]:
-    """Connector jars are resolved by spark-submit's Ivy client and cached under ``stack.cache_dir``;
+    """Connector jars are resolved by spark-submit's Ivy client, cached under ``stack.cache_dir``, and
+    on later starts passed as the jars that resolution recorded (see :mod:`fraudshop.jobs.resolved_jars`);
     no secret appears here (the job reads them from the environment)."""
     log_config = packaged_file(__package__ or "fraudshop.jobs", "spark-log4j2.properties")
+    ivy_dir = config.stack.cache_dir / "ivy"
     conf = {
-        "spark.jars.ivy": config.stack.cache_dir / "ivy",
+        "spark.jars.ivy": ivy_dir,
         "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{log_config}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     options = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
-    packages = ",".join(versions.SPARK_PACKAGES)
-    return [spark_submit, "--master", config.job.spark_master, "--packages", packages, *options, str(script)]
+    dependencies = dependency_options(ivy_dir, versions.SPARK_PACKAGES)
+    return [spark_submit, "--master", config.job.spark_master, *dependencies, *options, str(script)]
 
 
 def spark_home() -> Path | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 from pyspark.sql import SparkSession
 
 from fraudshop.config import CassandraConfig, Config
+from fraudshop.jobs.resolved_jars import record_resolution
+
+log = logging.getLogger(__name__)
 
 
 def cassandra_connector_settings(cassandra: CassandraConfig) -> dict[str, str]:
@@ -62,4 +66,8 @@ def start_job_session(description: str, app_name: str) -> tuple[Config, SparkSes
     pin_process_time_zone_to_utc()
     spark = SparkSession.builder.appName(app_name).config(map={**session_settings(config)}).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    try:
+        record_resolution(spark.sparkContext.getConf())
+    except OSError as error:  # a read-only cache costs the next start its resolution, nothing more
+        log.warning("could not record the resolved connector jars: %s", error)
     return config, spark

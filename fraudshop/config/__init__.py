@@ -87,6 +87,7 @@ class JobConfig(_Section):
     change_window_hours: Annotated[float, Field(ge=0.001)]  # at least 3.6 s, so the rule never runs on a 0 s window
     change_scan_margin_seconds: NotNegative
     late_changes_per_batch: AtLeastOne
+    recent_transaction_seconds: NotNegative
     idle_scan_interval_seconds: Annotated[float, Field(gt=0)]
     max_future_skew_seconds: NotNegative
     max_record_bytes: AtLeastOne

@@ -19,6 +19,7 @@ from fraudshop.jobs.session import start_job_session
 from fraudshop.pipeline.late_changes import LateChangeScanner
 from fraudshop.pipeline.micro_batch import IdleScanTimer, MicroBatchProcessor
 from fraudshop.pipeline.progress import ProgressReporter
+from fraudshop.pipeline.recent_changes import RecentChanges
 from fraudshop.pipeline.resilience import ResilientBatch, exit_stuck_job
 from fraudshop.pipeline.stream import QUERY_NAME, active_query_id, explain_stream_failure
 
@@ -38,9 +39,15 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         # The query's id, kept in the checkpoint: the scan's progress follows a moved checkpoint.
         job_id=lambda: active_query_id(spark, QUERY_NAME),
     )
+    recent_changes = RecentChanges(
+        store,
+        window_seconds=config.job.change_window_seconds,
+        lateness_seconds=config.job.recent_transaction_seconds,
+    )
     processor = MicroBatchProcessor(
         store,
         late_changes,
+        recent_changes,
         window_seconds=config.job.change_window_seconds,
         max_record_bytes=config.job.max_record_bytes,
         max_future_skew_seconds=config.job.max_future_skew_seconds,

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pyspark.sql import SparkSession
-from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import StringType, StructField, StructType
 
 from fraudshop.model.changes import RecordedChange
 from fraudshop.model.tables import CHANGE_COLUMNS, PREVIOUS_CUSTOMER
 from fraudshop.pipeline.alerts import write_alerts
 from fraudshop.pipeline.ports import DetectionStore
+from fraudshop.pipeline.recent_changes import CHANGE_SCHEMA
 from fraudshop.transforms.detection import (
     flag_changed_customer_transactions,
     supersede_previous_owners,
@@ -22,9 +23,6 @@ from fraudshop.transforms.detection import (
 
 log = logging.getLogger(__name__)
 
-CHANGE_SCHEMA = StructType(
-    [StructField(name, TimestampType() if name == "last_updated" else StringType()) for name in CHANGE_COLUMNS]
-)
 RECORDED_CHANGE_SCHEMA = StructType([*CHANGE_SCHEMA.fields, StructField(PREVIOUS_CUSTOMER, StringType())])
 
 

@@ -6,19 +6,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.util import inheritable_thread_target
 
 from fraudshop.pipeline.alerts import write_alerts
 from fraudshop.pipeline.held import computed_once
 from fraudshop.pipeline.late_changes import LateChangeScanner, ScanOutcome
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.ports import DetectionStore
+from fraudshop.pipeline.recent_changes import RecentChanges
+from fraudshop.pipeline.resilience import watchdog
+from fraudshop.pipeline.side_by_side import run_side_by_side
 from fraudshop.transforms.detection import flag_changed_customer_transactions
 from fraudshop.transforms.parsing import parse_transaction_records, rejected_records, valid_transactions
 
@@ -32,9 +35,11 @@ BATCH_TIMESTAMP = "batch_timestamp"
 @dataclass(eq=False)
 class MicroBatchProcessor:
     """Per micro-batch: 1. parse the Kafka records, write the transactions and the rejects; 2. flag the
-    transactions against their accounts' changes, read now; 3. flag the stored transactions in the windows
-    of changes recorded since the previous batch (:class:`LateChangeScanner`), so that the outcome does not
-    depend on arrival order. Every write is idempotent, so a failed batch can be run again as a whole.
+    transactions against their accounts' changes, read now: the recent ones against the changes held for
+    the batch (:class:`RecentChanges`), any older ones against their accounts' partitions; 3. flag the
+    stored transactions in the windows of changes recorded since the previous batch
+    (:class:`LateChangeScanner`), so that the outcome does not depend on arrival order. Every write is
+    idempotent, so a failed batch can be run again as a whole.
 
     Spark's Kafka source starts no micro-batch while no record arrives; :meth:`scan_if_idle`, called by a
     timer (:class:`IdleScanTimer`), runs the late-change scan then. A lock keeps it between batches: a scan
@@ -42,6 +47,7 @@ class MicroBatchProcessor:
 
     store: DetectionStore
     late_changes: LateChangeScanner
+    recent_changes: RecentChanges
     window_seconds: int
     max_record_bytes: int
     max_future_skew_seconds: int
@@ -50,7 +56,6 @@ class MicroBatchProcessor:
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _last_scan: float | None = field(default=None, init=False)  # clock() of the last scan, None before any
-    # Threads kept for the job's life: PySpark gives each new Python thread a JVM thread and connection.
     _steps: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="batch-step"), init=False
     )
@@ -66,16 +71,21 @@ class MicroBatchProcessor:
         with metrics.step("transactions"):
             self.store.write_transactions(valid_transactions(observed))
 
-    def _flag_transactions(self, parsed: DataFrame, metrics: BatchMetrics) -> None:
-        """The batch's transactions against their accounts' changes; ``detected_at`` is the batch time
-        every row carries, known here without waiting for the other step's counts."""
-        transactions = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,))
-        changes = self.store.changes_of_accounts(transactions.select("account_no"))
+    def _flag_recent_transactions(self, parsed: DataFrame, recent_from: datetime, metrics: BatchMetrics) -> None:
+        with metrics.step("alerts"):
+            changes = self.recent_changes.covering(parsed.sparkSession, recent_from)
+            if changes is not None:  # else no recent transaction can be flagged
+                recent = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,)).where(
+                    F.col("tranpostdt") >= F.lit(recent_from)
+                )
+                metrics.alert_rows += self._flag_transactions(recent, changes)
+
+    def _flag_transactions(self, transactions: DataFrame, changes: DataFrame) -> int:
+        """``detected_at`` is the batch time every row carries, known without waiting for counts."""
         alerts = flag_changed_customer_transactions(
             transactions, changes, self.window_seconds, carried=(BATCH_TIMESTAMP,)
         )
-        with metrics.step("alerts"):
-            metrics.alert_rows = write_alerts(self.store, alerts, F.col(BATCH_TIMESTAMP))
+        return write_alerts(self.store, alerts, F.col(BATCH_TIMESTAMP))
 
     def scan_if_idle(self, spark: SparkSession, idle_seconds: float) -> ScanOutcome | None:
         """Run the late-change scan if no batch or scan ran it in the last ``idle_seconds`` (a batch
@@ -101,6 +111,10 @@ class MicroBatchProcessor:
         all_parsed = parse_transaction_records(
             records, self.max_record_bytes, self.max_future_skew_seconds, carried=(BATCH_TIMESTAMP,)
         )
+        # Recent transactions are matched against the changes held for the batch, older ones (rare)
+        # against their accounts' partitions once the observed counts say there are some.
+        recent_from = self.recent_changes.recent_from(self.wall_clock())
+        older = F.col("reject_reason").isNull() & (F.col("tranpostdt") < F.lit(recent_from))
         # Read by the transaction write, the rejects write and the detection.
         with computed_once(all_parsed) as parsed:
             # Observed above the checkpoint, never inside it: metrics inside it are not reported when
@@ -110,23 +124,27 @@ class MicroBatchProcessor:
                 arrivals,
                 F.count(F.lit(1)).alias("kafka_records"),
                 F.count("reject_reason").alias("rejected"),
+                F.count(F.when(older, True)).alias("older"),
                 F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros"),
             )
             # The transactions' write and the rule's detection and writes are independent: run side by
             # side, each one's fixed costs (planning, scheduling, round trips to Cassandra) overlap.
-            steps = [
-                self._steps.submit(inheritable_thread_target(self._write_transactions), observed, metrics),
-                self._steps.submit(inheritable_thread_target(self._flag_transactions), parsed, metrics),
-            ]
-            wait(steps)  # both, even when one fails: a retry must not run beside a leftover step
-            for finished in steps:
-                finished.result()  # raises the step's error, if any
+            run_side_by_side(
+                self._steps,
+                partial(self._write_transactions, observed, metrics),
+                partial(self._flag_recent_transactions, parsed, recent_from, metrics),
+            )
             counts = arrivals.get
             metrics.kafka_records, metrics.rejected = counts["kafka_records"], counts["rejected"]
             metrics.transactions = metrics.kafka_records - metrics.rejected
             if not metrics.kafka_records:  # Spark starts no batch without records; nothing happened
                 return
             batch_at = _from_micros(counts["batch_micros"])
+            if counts["older"]:  # rare: replays, late files
+                with metrics.step("older_transactions"):
+                    older_transactions = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,)).where(older)
+                    changes = self.store.changes_of_accounts(older_transactions.select("account_no"))
+                    metrics.alert_rows += self._flag_transactions(older_transactions, changes)
             if metrics.rejected:
                 with metrics.step("rejects"):
                     self.store.write_rejects(rejected_records(parsed).withColumn("rejected_at", F.lit(batch_at)))
@@ -174,12 +192,10 @@ class IdleScanTimer:
             self.run_once()
 
     def run_once(self) -> None:
-        watchdog = threading.Timer(self.timeout_seconds, self.on_stuck, ("the late-change scan", self.timeout_seconds))
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            self.processor.scan_if_idle(self.spark, self.interval_seconds)
-        except Exception as error:  # Cassandra restarting: the next tick tries again
-            log.warning("late-change scan between batches failed, retrying in %.0f s: %s", self.interval_seconds, error)
-        finally:
-            watchdog.cancel()
+        with watchdog(self.timeout_seconds, self.on_stuck, "the late-change scan"):
+            try:
+                self.processor.scan_if_idle(self.spark, self.interval_seconds)
+            except Exception as error:  # Cassandra restarting: the next tick tries again
+                log.warning(
+                    "late-change scan between batches failed, retrying in %.0f s: %s", self.interval_seconds, error
+                )

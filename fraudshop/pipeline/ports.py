@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyspark.sql import DataFrame
 
@@ -19,6 +19,8 @@ class DetectionStore(Protocol):
     def write_transactions(self, transactions: DataFrame) -> None: ...
     def write_rejects(self, rejects: DataFrame) -> None: ...
     def changes_of_accounts(self, accounts: DataFrame) -> DataFrame: ...  # cust_change rows
+    # Every cust_change row with last_updated >= since, as tuples in CHANGE_COLUMNS order (aware datetimes).
+    def changes_since(self, since: datetime) -> list[tuple[Any, ...]]: ...
     def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame: ...
     def write_alerts(self, alerts: DataFrame) -> None: ...  # cust_fraud and cust_fraud_by_day
     def delete_alerts(self, keys: Sequence[AlertKey]) -> None: ...  # cust_fraud rows, and nothing else

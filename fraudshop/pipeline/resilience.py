@@ -17,8 +17,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass
+from typing import TypeVar
 
 from pyspark.sql import DataFrame
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 BatchFunction = Callable[[DataFrame, int], None]
 #: Exit code of a job stopped by the stuck-batch watchdog (EX_SOFTWARE).
 STUCK_BATCH_EXIT_CODE = 70
+#: What a watchdog watches: a batch's id, or a name for other work.
+Work = TypeVar("Work", int, str)
 
 
 def is_kafka_data_loss(error: BaseException) -> bool:
@@ -55,6 +59,22 @@ def exit_stuck_job(work: int | str, timeout_seconds: float) -> None:
     os._exit(STUCK_BATCH_EXIT_CODE)
 
 
+@contextmanager
+def watchdog(timeout_seconds: float | None, on_stuck: Callable[[Work, float], None], work: Work) -> Iterator[None]:
+    """Call ``on_stuck(work, timeout_seconds)`` (by default: exit the job) if the block is still running
+    after ``timeout_seconds``; None: no limit."""
+    if timeout_seconds is None:
+        yield
+        return
+    timer = threading.Timer(timeout_seconds, on_stuck, (work, timeout_seconds))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 @dataclass(eq=False)
 class ResilientBatch:
     """Every write of a batch must be idempotent. Kafka data loss is never retried: a retry would read the
@@ -77,8 +97,11 @@ class ResilientBatch:
             raise ValueError(f"the batch timeout must be > 0 seconds, got {self.timeout_seconds}")
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
+        with watchdog(self.timeout_seconds, self.on_stuck, batch_id):
+            self._process_with_retries(records, batch_id)
+
+    def _process_with_retries(self, records: DataFrame, batch_id: int) -> None:
         started = self.clock()
-        watchdog = self._start_watchdog(batch_id)
         longest_attempt = 0.0
         out_of_time = False
 
@@ -132,15 +155,3 @@ class ResilientBatch:
             )
             log.error("batch %d failed %d time(s), giving up%s: %s", batch_id, attempts, why, first_line(error))
             raise
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-
-    def _start_watchdog(self, batch_id: int) -> threading.Timer | None:
-        """Call ``on_stuck`` (by default: exit the job) if this batch outlives ``timeout_seconds``."""
-        if self.timeout_seconds is None:
-            return None
-        watchdog = threading.Timer(self.timeout_seconds, self.on_stuck, (batch_id, self.timeout_seconds))
-        watchdog.daemon = True
-        watchdog.start()
-        return watchdog

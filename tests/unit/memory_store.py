@@ -12,9 +12,10 @@ from pyspark.sql.types import StructType
 
 from fraudshop.model.changes import ProfileChange, RecordedChange
 from fraudshop.model.tables import CHANGE_COLUMNS, REJECT_KEY, TRANSACTION_KEY, AlertKey, ChangeKey
-from fraudshop.pipeline.late_changes import CHANGE_SCHEMA, LateChangeScanner
+from fraudshop.pipeline.late_changes import LateChangeScanner
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.micro_batch import MicroBatchProcessor
+from fraudshop.pipeline.recent_changes import CHANGE_SCHEMA, RecentChanges
 from fraudshop.transforms.parsing import parse_transaction_records, valid_transactions
 from tests.unit.kafka_rows import kafka_records
 
@@ -63,6 +64,13 @@ class InMemoryStore:
         ]
         return self.spark.createDataFrame(rows, CHANGE_SCHEMA)
 
+    def changes_since(self, since: datetime) -> list[tuple[Any, ...]]:
+        return [
+            tuple(getattr(change, name) for name in CHANGE_COLUMNS)
+            for change in self.changes.values()
+            if change.last_updated >= since
+        ]
+
     def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame:
         wanted = self._accounts(accounts)
         rows = [row for row in self.transactions.values() if row["account_no"] in wanted]
@@ -98,8 +106,11 @@ def detection_processor(
     changes_per_batch: int = 10_000,
     on_batch_done: Callable[[BatchMetrics], None] | None = None,
     job: str = "test-query-id",
+    recent: timedelta = timedelta(hours=1),
 ) -> MicroBatchProcessor:
-    """The job's foreachBatch body over ``store`` (one attempt: no retry, no watchdog)."""
+    """The job's foreachBatch body over ``store`` (one attempt: no retry, no watchdog). Transactions posted
+    within ``recent`` before the batch are matched against the held changes, older ones against partitions."""
     window_seconds = int(window.total_seconds())
     scanner = LateChangeScanner(store, window_seconds, margin, changes_per_batch, job_id=lambda: job)
-    return MicroBatchProcessor(store, scanner, window_seconds, 65536, 300, on_batch_done=on_batch_done)
+    recent_changes = RecentChanges(store, window_seconds, int(recent.total_seconds()))
+    return MicroBatchProcessor(store, scanner, recent_changes, window_seconds, 65536, 300, on_batch_done=on_batch_done)

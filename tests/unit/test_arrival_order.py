@@ -109,15 +109,42 @@ def stored_alerts(store: InMemoryStore) -> set[Alert]:
     }
 
 
+# How long before its batch a transaction still counts as recent (matched against the changes held for
+# the batch, older ones against their accounts' partitions): the batches run at CLOCK, transactions
+# are 24 to 84 h old, so these send all of them, some, or none along each path.
+recent_hours = st.sampled_from([0, 50, 1000])
+CLOCK = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(script=steps)
+@given(script=steps, recent=recent_hours)
+# A recent transaction (34 h or less before the batch) after a change that is not recent, scanned by an
+# earlier batch: the changes held for the batch must reach one window before the oldest recent transaction.
+@example(
+    script=[
+        ProfileChange("ACC-1", "CUST-X", "other", BASE + timedelta(hours=20)),
+        [Txn("ACC-2", BASE + timedelta(hours=40), "T3")],
+        [Txn("ACC-1", BASE + timedelta(hours=40), "T2")],
+    ],
+    recent=50,
+)
+# The same, the transaction not recent: matched against its account's partition.
+@example(
+    script=[
+        ProfileChange("ACC-1", "CUST-X", "other", BASE + timedelta(hours=20)),
+        [Txn("ACC-2", BASE + timedelta(hours=40), "T3")],
+        [Txn("ACC-1", BASE + timedelta(hours=40), "T2")],
+    ],
+    recent=0,
+)
 # The account changes owner after its transaction was flagged: CUST-X's alert must go.
 @example(
     script=[
         ProfileChange("ACC-1", "CUST-X", "email", BASE),
         [Txn("ACC-1", BASE + timedelta(hours=2), "T0")],
         ProfileChange("ACC-1", "CUST-Y", "phone", BASE + timedelta(hours=1)),
-    ]
+    ],
+    recent=50,
 )
 # The same change recorded again for another customer (an owner correction) after the
 # transaction was flagged: CUST-X's alert must go, CUST-Y's take its place.
@@ -126,7 +153,8 @@ def stored_alerts(store: InMemoryStore) -> set[Alert]:
         ProfileChange("ACC-1", "CUST-X", "email", BASE),
         [Txn("ACC-1", BASE + timedelta(hours=2), "T0")],
         ProfileChange("ACC-1", "CUST-Y", "email", BASE),
-    ]
+    ],
+    recent=0,
 )
 # Transaction first, change later, and the transaction delivered again afterwards.
 @example(
@@ -134,16 +162,23 @@ def stored_alerts(store: InMemoryStore) -> set[Alert]:
         [Txn("ACC-2", BASE + timedelta(hours=5), "T1")],
         ProfileChange("ACC-2", "CUST-X", "address", BASE + timedelta(hours=5)),
         [Txn("ACC-2", BASE + timedelta(hours=5), "T1")],
-    ]
+    ],
+    recent=1000,
 )
-def test_alerts_do_not_depend_on_arrival_order(spark: SparkSession, script: list[Step]) -> None:
+def test_alerts_do_not_depend_on_arrival_order(spark: SparkSession, script: list[Step], recent: int) -> None:
     store = InMemoryStore(spark)
     reported: list[BatchMetrics] = []
     # A small late-change bound: catching up over several batches must not change the outcome.
     processor = detection_processor(
-        store, WINDOW, margin=timedelta(seconds=30), changes_per_batch=2, on_batch_done=reported.append
+        store,
+        WINDOW,
+        margin=timedelta(seconds=30),
+        changes_per_batch=2,
+        on_batch_done=reported.append,
+        recent=timedelta(hours=recent),
     )
-    clock = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    clock = CLOCK
+    processor.wall_clock = lambda: clock
     offset = 0
     delivered: set[Txn] = set()
     recorded: list[ProfileChange] = []
@@ -157,7 +192,6 @@ def test_alerts_do_not_depend_on_arrival_order(spark: SparkSession, script: list
             offset += len(step)
             delivered.update(step)
     # No more records: the idle scan runs until it finds no late change left to handle.
-    processor.wall_clock = lambda: clock
     while True:
         clock += timedelta(seconds=1)
         scan = processor.scan_if_idle(spark, idle_seconds=0)

@@ -8,7 +8,8 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
 from fraudshop.model.tables import ALERT_COLUMNS
-from fraudshop.pipeline.late_changes import CHANGE_SCHEMA, RECORDED_CHANGE_SCHEMA
+from fraudshop.pipeline.late_changes import RECORDED_CHANGE_SCHEMA
+from fraudshop.pipeline.recent_changes import CHANGE_SCHEMA
 from fraudshop.transforms.detection import (
     SUPERSEDED_CUSTOMERS,
     flag_changed_customer_transactions,

@@ -4,22 +4,23 @@ small statements (change log, progress, deletes) through cassandra-driver."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
+from cassandra import InvalidRequest
 from cassandra.cluster import ResultSet, Session
 from cassandra.query import PreparedStatement
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.util import inheritable_thread_target
 
 from fraudshop.config import CassandraConfig
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import connect
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
 from fraudshop.model.tables import ALERT_KEY, CHANGE_COLUMNS, JOB_PROGRESS_COLUMNS, PREVIOUS_CUSTOMER, AlertKey
+from fraudshop.pipeline.side_by_side import run_side_by_side
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 
@@ -33,6 +34,10 @@ def write_cassandra_table(rows: DataFrame, keyspace: str, table: str) -> None:
     rows.write.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=table).mode("append").save()
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The keyspace lacks a table, column or index this version of the job reads."""
+
+
 class CassandraStore:
     """The :class:`~fraudshop.pipeline.ports.DetectionStore` of the job."""
 
@@ -41,7 +46,6 @@ class CassandraStore:
         self.cassandra = cassandra
         self.keyspace = cassandra.keyspace
         self._prepared: dict[str, PreparedStatement] = {}
-        # Threads kept for the job's life: PySpark gives each new Python thread a JVM thread and connection.
         self._writers = ThreadPoolExecutor(2, thread_name_prefix="alert-writes")
 
     @cached_property
@@ -70,19 +74,32 @@ class CassandraStore:
     def changes_of_accounts(self, accounts: DataFrame) -> DataFrame:
         return self._of_accounts("cust_change", accounts)
 
+    def changes_since(self, since: datetime) -> list[tuple[Any, ...]]:
+        # The SAI index on last_updated answers this without a partition key (bank.cql).
+        cql = f"SELECT {', '.join(CHANGE_COLUMNS)} FROM {self.keyspace}.cust_change WHERE last_updated >= ?"
+        last_updated = CHANGE_COLUMNS.index("last_updated")
+        try:
+            rows = self._execute(cql, (since,))
+        except InvalidRequest as error:  # a keyspace created before the index, or Cassandra 4
+            raise SchemaOutOfDate(
+                f"{self.keyspace}.cust_change cannot be read by last_updated ({error}): it needs the index of "
+                "bank.cql on Cassandra 5; run `fraudshop schema apply` with this config"
+            ) from error
+        return [  # every page
+            tuple(value.replace(tzinfo=UTC) if i == last_updated else value for i, value in enumerate(row))
+            for row in rows
+        ]
+
     def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame:
         return self._of_accounts("transaction", accounts)
 
     def write_alerts(self, alerts: DataFrame) -> None:
-        # Two Spark jobs side by side: each one's fixed cost overlaps the other's.
         by_day = alerts.withColumn("day", F.to_date("tranpostdt"))
-        writes = [
-            self._writers.submit(inheritable_thread_target(write_cassandra_table), rows, self.keyspace, table)
-            for rows, table in ((alerts, "cust_fraud"), (by_day, "cust_fraud_by_day"))
-        ]
-        wait(writes)
-        for write in writes:
-            write.result()
+        run_side_by_side(
+            self._writers,
+            partial(write_cassandra_table, alerts, self.keyspace, "cust_fraud"),
+            partial(write_cassandra_table, by_day, self.keyspace, "cust_fraud_by_day"),
+        )
 
     def delete_alerts(self, keys: Sequence[AlertKey]) -> None:
         delete = f"DELETE FROM {self.keyspace}.cust_fraud WHERE {key_condition(ALERT_KEY)}"

@@ -20,30 +20,92 @@ import psutil
 
 from fraudshop.config import Config, as_environment, versions
 from fraudshop.config.resources import packaged_file
-from fraudshop.jobs.resolved_jars import dependency_options
+from fraudshop.jobs.class_archive import (
+    archive_being_written,
+    archive_key,
+    archive_path,
+    driver_archive_options,
+    java_executable,
+    publish_archive,
+)
+from fraudshop.jobs.resolved_jars import dependency_options, recorded_jars
 
 log = logging.getLogger(__name__)
 
 #: The detection job's spark-submit entry point, shipped in this package.
 DETECTION_JOB = packaged_file(__package__ or "fraudshop.jobs", "detect_fraud.py")
+#: ``fraudshop job --prepare``'s run, whose driver JVM archives the classes it loaded.
+WARM_UP_JOB = packaged_file(__package__ or "fraudshop.jobs", "warm_up.py")
 #: Signals `fraudshop job` passes on to its job rather than die and leave the job behind.
 PASSED_ON_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def spark_submit_command(config: Config, script: Path, spark_submit: str = "spark-submit") -> list[str]:
+def spark_submit_command(
+    config: Config, script: Path, spark_submit: str = "spark-submit", archive_classes_to: Path | None = None
+) -> list[str]:
     """Connector jars are resolved by spark-submit's Ivy client, cached under ``stack.cache_dir``, and
     on later starts passed as the jars that resolution recorded (see :mod:`fraudshop.jobs.resolved_jars`);
+    the driver JVM maps the class-data sharing archive of this command when there is one, or, given
+    ``archive_classes_to``, writes one there at exit (see :mod:`fraudshop.jobs.class_archive`);
     no secret appears here (the job reads them from the environment)."""
     log_config = packaged_file(__package__ or "fraudshop.jobs", "spark-log4j2.properties")
     ivy_dir = config.stack.cache_dir / "ivy"
+    if archive_classes_to is None:
+        archive_options = driver_archive_options(class_archive(config))
+    else:
+        # Without -Xlog:cds=error the dump warns once per class it skips (over 1,000: unlinked, signed jar).
+        archive_options = [f"-XX:ArchiveClassesAtExit={archive_classes_to}", "-Xlog:cds=error"]
+    driver_options = ["-Duser.timezone=UTC", f"-Dlog4j2.configurationFile=file:{log_config}", *archive_options]
     conf = {
         "spark.jars.ivy": ivy_dir,
-        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{log_config}",
+        "spark.driver.extraJavaOptions": " ".join(driver_options),
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     options = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
     dependencies = dependency_options(ivy_dir, versions.SPARK_PACKAGES)
     return [spark_submit, "--master", config.job.spark_master, *dependencies, *options, str(script)]
+
+
+def class_archive(config: Config) -> Path:
+    """Where the driver's class-data sharing archive for this machine's job command is (or would be):
+    named after this JVM, this Spark and the connector jars the command passes."""
+    jars = recorded_jars(config.stack.cache_dir / "ivy", versions.SPARK_PACKAGES) or []
+    return archive_path(config.stack.cache_dir, archive_key(spark_home(), java_executable(os.environ), jars))
+
+
+class ClassArchiveError(RuntimeError):
+    """The warm-up run failed, or its JVM wrote no archive: the job starts as before, without one."""
+
+
+def prepare_class_archive(config: Config, output: IO[bytes] | None = None, timeout_seconds: float = 600) -> Path:
+    """``fraudshop job --prepare``: run :data:`WARM_UP_JOB` (its output to ``output``, else ours), whose
+    driver JVM archives the classes it loaded when it exits; put the archive in place only after the
+    run ended cleanly. Each run dumps to a file of its own, and the archive is replaced by a rename:
+    concurrent prepares, and jobs starting meanwhile, each see a whole archive."""
+    with archive_being_written(config.stack.cache_dir) as dumped:
+        command = spark_submit_command(config, WARM_UP_JOB, spark_submit_executable(), archive_classes_to=dumped)
+        job = subprocess.Popen(
+            command,
+            env=job_environment(config),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+            start_new_session=True,
+        )
+        try:
+            returncode = job.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            raise ClassArchiveError(f"the warm-up run did not end in {timeout_seconds:.0f} s") from None
+        finally:  # interrupted or timed out: nothing left running, no archive kept
+            if job.poll() is None:
+                stop_job(job)
+        _wait_for_the_rest(job.pid, grace_seconds=60)
+        if returncode != 0:
+            raise ClassArchiveError(f"the warm-up run failed (exit {exit_status(returncode)}); see its output")
+        if not dumped.is_file() or dumped.stat().st_size == 0:
+            raise ClassArchiveError("the warm-up run's JVM wrote no class archive; see its output")
+        # Named after the run: a first start has just recorded the jars later commands pass.
+        return publish_archive(dumped, class_archive(config))
 
 
 def spark_home() -> Path | None:

@@ -28,7 +28,14 @@ from fraudshop.config.resources import packaged_file
 from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.cassandra.schema import insert_statement
 from fraudshop.io.kafka.producer import send_transactions
-from fraudshop.jobs.launcher import DETECTION_JOB, signal_job, start_job, stop_job
+from fraudshop.jobs.launcher import (
+    DETECTION_JOB,
+    ClassArchiveError,
+    prepare_class_archive,
+    signal_job,
+    start_job,
+    stop_job,
+)
 from fraudshop.lab.bench.ceiling import run_ceiling
 from fraudshop.lab.bench.figures import (
     BACKLOG,
@@ -315,12 +322,26 @@ def _drive(config: Config, system: str, plan: BenchPlan, work_dir: Path) -> Meas
     return Measured(phases, peak_rss, run.offered.keys, run.job_log, killed_at, backlog_started, plan.backlog)
 
 
+def prepare_driver_class_archive(config: Config, work_dir: Path) -> Path | None:
+    """What ``fraudshop job --prepare`` does, before any job starts: every system's restarts then
+    measure a prepared driver JVM (none when the warm-up fails: the figures say so)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    prepare_log = work_dir / "prepare.log"
+    with step("preparing the driver JVM's class archive (fraudshop job --prepare)"), open(prepare_log, "ab") as output:
+        try:
+            return prepare_class_archive(config, output)
+        except ClassArchiveError as error:
+            log.warning("measuring without a class archive: %s (log %s)", error, prepare_log)
+            return None
+
+
 def run_bench(config: Config, plan: BenchPlan, output: Path) -> dict[str, Any]:
     """Benchmark each system of the plan in turn; write bench.json and bench.png to ``output``."""
     output.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     systems: dict[str, dict[str, Any]] = {}
     samples: dict[str, list[LatencySample]] = {}
+    class_archive = prepare_driver_class_archive(config, output / "bench-work")
     for index, system in enumerate(plan.systems, start=1):
         work_dir = output / "bench-work" / system
         with step(f"system {index} of {len(plan.systems)}: {system}"):
@@ -352,6 +373,7 @@ def run_bench(config: Config, plan: BenchPlan, output: Path) -> dict[str, Any]:
             "shuffle_partitions": config.job.shuffle_partitions,
             "topic_partitions": config.kafka.topic_partitions,
             "max_offsets_per_trigger": config.kafka.max_offsets_per_trigger,
+            "driver_class_archive": str(class_archive) if class_archive else None,
         },
         "systems": systems,
         "comparison": comparison(systems),

@@ -45,11 +45,11 @@ def test_sigterm_to_fraudshop_job_stops_every_process_of_the_job(
             """The JVM and the Python driver run, and the stream has reported a micro-batch."""
             assert launcher.poll() is None, f"fraudshop job exited with {launcher.returncode}; see its log"
             job[:] = psutil.Process(launcher.pid).children(recursive=True)
-            names = {process.name() for process in job}
+            names = {name for process in job if (name := _name(process))}
             return "java" in names and any(name.startswith("python") for name in names) and progress_file.exists()
 
         wait_until(job_is_streaming, 300, "the job's JVM, its Python driver and a first micro-batch")
-        assert any("detect_fraud.py" in " ".join(process.cmdline()) for process in job if process.is_running())
+        assert any("detect_fraud.py" in " ".join(_command_line(process)) for process in job)
 
         launcher.send_signal(signal.SIGTERM)
         # The job's own code: spark-submit's JVM ends on SIGTERM with 128 + 15.
@@ -62,3 +62,18 @@ def test_sigterm_to_fraudshop_job_stops_every_process_of_the_job(
         for process in job:
             if process.is_running():
                 process.kill()
+
+
+# A child listed a moment ago may have ended since (spark-class's short-lived launcher JVM): it has no name.
+def _name(process: psutil.Process) -> str | None:
+    try:
+        return process.name()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _command_line(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:
+        return []

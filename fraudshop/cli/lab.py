@@ -68,12 +68,12 @@ def _percentiles(latency: dict[str, float | None] | None) -> str | None:
 
 
 def bench(config: Config, args: argparse.Namespace) -> int:
-    from fraudshop.lab.bench.publish import update_readme
+    from fraudshop.lab.bench.publish import update_benchmark_page
 
     if args.update_readme and args.write_benchmarks is None:
-        # Only the README's table, from the committed figures: no run.
-        update_readme(args.readme, Path("benchmarks") / "latest.json")
-        print(f"{args.readme}: benchmark table rewritten from benchmarks/latest.json")
+        # Only the docs' benchmark table, from the committed figures: no run.
+        update_benchmark_page(args.benchmark_page, Path("benchmarks") / "latest.json")
+        print(f"{args.benchmark_page}: benchmark table rewritten from benchmarks/latest.json")
         return 0
 
     from fraudshop.lab.bench.figures import HEADLINE_KEYS, LATENCY
@@ -106,8 +106,8 @@ def bench(config: Config, args: argparse.Namespace) -> int:
         write_benchmarks(args.output, args.write_benchmarks, result)
         print(f"written to {args.write_benchmarks}: latest.json, latest.png, history.jsonl")
         if args.update_readme:
-            update_readme(args.readme, args.write_benchmarks / "latest.json")
-            print(f"{args.readme}: benchmark table rewritten")
+            update_benchmark_page(args.benchmark_page, args.write_benchmarks / "latest.json")
+            print(f"{args.benchmark_page}: benchmark table rewritten")
     return 0 if result["correctness_passed"] else 1
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -126,6 +127,15 @@ class ApiConfig(_Section):
     max_id_length: AtLeastOne
 
 
+class ProfilesConfig(_Section):
+    stale_update_seconds: Annotated[float, Field(gt=0)]
+    sweep_interval_seconds: Annotated[float, Field(gt=0)]
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.stale_update_seconds)
+
+
 class StackConfig(_Section):
     state_dir: UserPath
     cache_dir: UserPath
@@ -143,6 +153,7 @@ class Config(BaseSettings):
     cassandra: CassandraConfig
     job: JobConfig
     api: ApiConfig
+    profiles: ProfilesConfig
     stack: StackConfig
 
     def with_settings(self, *settings: str) -> Config:

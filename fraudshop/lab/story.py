@@ -4,8 +4,10 @@
 1. :func:`start_stack`: the local Kafka and Cassandra, the tables and the topic;
 2. :func:`start_services`: the HTTP API and the streaming job (spark-submit);
 3. :func:`start_producer` and :func:`watch_transactions`: transactions arrive;
-4. :func:`post_change`, :func:`wait_for_alerts`, :func:`show_alerts`: a customer changes a profile
-   and the next micro-batch flags the account's transactions, for each of :data:`DEMO_CHANGES`;
+4. :func:`store_baselines`: the bank's customer system sends the three customers' profiles;
+   :func:`put_profile`, :func:`wait_for_alerts`, :func:`show_alerts`: each sends an edited one, for
+   each of :data:`DEMO_UPDATES`: a real change flags the account's transactions from the next
+   micro-batch on, a formatting edit (:func:`show_nothing_flagged`) flags nothing;
 5. :func:`watch_alerts`, :func:`plot_alerts`, :func:`show_counts`: the stream keeps flagging.
 
 :class:`Running` holds everything started, and stops it all, also when a step fails halfway (and at
@@ -44,17 +46,53 @@ from fraudshop.lab.console import print_table, step
 from fraudshop.lab.stack import stack_up
 from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import account_number, synthetic_transactions
-from fraudshop.model.changes import ChangeType
 from fraudshop.model.tables import TRANSACTION_KEY
 from fraudshop.service.client import ApiClient
 
 log = logging.getLogger(__name__)
 
-#: (account index, customer, change type) of the three profile changes the story records, in order.
-DEMO_CHANGES: tuple[tuple[int, str, str], ...] = (
-    (3, "CUST-ALICE", ChangeType.EMAIL.value),
-    (11, "CUST-BOB", ChangeType.PHONE.value),
-    (27, "CUST-CAROL", ChangeType.ADDRESS.value),
+
+@dataclass(frozen=True)
+class DemoUpdate:
+    """A customer of the story: the profile the bank first sends, then the edited one."""
+
+    customer_id: str
+    account_index: int
+    #: What the customer did, as the story tells it.
+    told: str
+    baseline: dict[str, Any]
+    edited: dict[str, Any]
+
+
+def _profile(account_index: int, email: str, phone: str, *address: str) -> dict[str, Any]:
+    *lines, city, postcode = address
+    return {
+        "email": email,
+        "phone": phone,
+        "address": {"lines": lines, "city": city, "postcode": postcode, "country": "GB"},
+        "accounts": [account_number(account_index)],
+    }
+
+
+_ALICE = _profile(3, "alice@example.com", "+44 20 7946 0101", "4 Elm Row", "London", "N1 9GU")
+_BOB = _profile(11, "bob@example.com", "+44 20 7946 0202", "Flat 7", "22 Dock Street", "London", "E1 8JP")
+_CAROL = _profile(27, "carol@example.com", "+44 20 7946 0303", "9 Cedar Avenue", "London", "SE10 8XJ")
+
+#: The three customers of the story, in order: Alice edits her email, Bob's phone is re-entered in
+#: national format (the same number: nothing is flagged), Carol moves house.
+DEMO_UPDATES: tuple[DemoUpdate, ...] = (
+    DemoUpdate("CUST-ALICE", 3, "edits her email", _ALICE, {**_ALICE, "email": "alice.w@example.net"}),
+    DemoUpdate("CUST-BOB", 11, "has his phone re-entered in national format", _BOB, {**_BOB, "phone": "020 7946 0202"}),
+    DemoUpdate(
+        "CUST-CAROL",
+        27,
+        "moves house",
+        _CAROL,
+        {
+            **_CAROL,
+            "address": {"lines": ["31 Canal Street"], "city": "Manchester", "postcode": "M1 3HE", "country": "GB"},
+        },
+    ),
 )
 #: The producer stops by itself after this long, should a notebook be left running.
 PRODUCER_SAFETY_LIMIT = timedelta(minutes=30)
@@ -295,22 +333,61 @@ def watch_transactions(running: Running, accounts: int, seconds: float = 8, time
     print_table(LATEST_TRANSACTION_COLUMNS, [[getattr(row, c) for c in LATEST_TRANSACTION_COLUMNS] for row in latest])
 
 
-def post_change(api: ApiClient, account_index: int, customer_id: str, change_type: str) -> PostedChange:
-    """``POST /changes`` for the account, changed now; prints what was recorded."""
-    stored = api.record_change(account_number(account_index), customer_id, change_type)
+def store_baselines(running: Running, api: ApiClient) -> None:
+    """The bank's customer system sends the story's customers' profiles: each is their first, a
+    baseline that records no change. An earlier run's stored profiles are removed first, so that
+    these are first profiles again."""
+    for demo in DEMO_UPDATES:
+        running.cassandra.execute(
+            f"DELETE FROM {running.keyspace}.customer WHERE customer_id = %s", (demo.customer_id,)
+        )
+    rows = []
+    for demo in DEMO_UPDATES:
+        stored = api.put_profile(demo.customer_id, demo.baseline)
+        profile = stored["profile"]
+        rows.append(
+            [demo.customer_id, stored["outcome"], profile["email"], profile["phone"], profile["address"]["city"]]
+        )
+    print_table(("customer_id", "outcome", "email", "phone", "city"), rows)
+
+
+def put_profile(api: ApiClient, demo: DemoUpdate) -> PostedChange | None:
+    """``PUT /customers/{id}/profile`` with the customer's edited profile, changed now; prints what
+    fraudshop made of it. Returns the change recorded, or None when it was no change."""
+    stored = api.put_profile(demo.customer_id, demo.edited)
+    print(f"PUT /customers/{demo.customer_id}/profile: {demo.customer_id} {demo.told}", flush=True)
+    if not stored["changes"]:
+        print(f"   {stored['outcome']}: stored phone {stored['profile']['phone']}, nothing recorded", flush=True)
+        return None
+    recorded = stored["changes"][0]
     change = PostedChange(
-        customer_id=stored["customer_id"],
-        account_no=stored["account_no"],
-        change_type=stored["change_type"],
-        last_updated=_utc(stored["last_updated"]),
-        recorded_at=_utc(stored["recorded_at"]),
+        customer_id=recorded["customer_id"],
+        account_no=recorded["account_no"],
+        change_type=recorded["change_type"],
+        last_updated=_utc(recorded["last_updated"]),
+        recorded_at=_utc(recorded["recorded_at"]),
     )
     print(
-        f"POST /changes: {change.customer_id} changed {change.change_type} on {change.account_no} "
+        f"   {stored['outcome']}: {change.change_type} change recorded on {change.account_no} "
         f"at {_clock(change.last_updated)} UTC",
         flush=True,
     )
     return change
+
+
+def show_nothing_flagged(api: ApiClient, running: Running, demo: DemoUpdate, seconds: float = 6) -> list[Alert]:
+    """Watch the customer's alerts for ``seconds`` (several micro-batches) after an update that was
+    no change; print and return those naming a change made since the stored profile (none)."""
+    since = _utc(api.profile(demo.customer_id)["updated_at"])
+    time.sleep(seconds)
+    running.check_job()
+    found = [
+        alert
+        for alert in (Alert.from_api(item) for item in api.alerts_of_customer(demo.customer_id))
+        if alert.last_updated >= since
+    ]
+    print(f"{demo.customer_id}: {len(found)} alert(s) {seconds:.0f} s on: nothing flagged\n", flush=True)
+    return found
 
 
 def alerts_of(api: ApiClient, change: PostedChange) -> list[Alert]:
@@ -408,13 +485,18 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         logging.getLogger("fraudshop.io.kafka.producer").setLevel(logging.WARNING)  # the alerts are the show
         running.producer = start_producer(config.kafka, accounts, rate, stop=running.stop_producing)
         watch_transactions(running, accounts)
-        print("\n== 4. Transactions are landing in bank.transaction. Now customers change their profiles:")
+        print("\n== 4. Transactions are landing in bank.transaction. The bank's customer system sends profiles:")
+        store_baselines(running, api)
+        print("   Now customers edit their profiles:")
         changes: list[PostedChange] = []
-        for index, customer, change_type in DEMO_CHANGES:
-            change = post_change(api, index, customer, change_type)
+        for demo in DEMO_UPDATES:
+            change = put_profile(api, demo)
+            if change is None:
+                show_nothing_flagged(api, running, demo)
+                continue
             show_alerts(running, change, wait_for_alerts(api, change, running))
             changes.append(change)
-            watch_alerts(api, changes, running, seconds=duration.total_seconds() / len(DEMO_CHANGES))
+            watch_alerts(api, changes, running, seconds=duration.total_seconds() / len(DEMO_UPDATES))
             print()
         print("== 5. Alerts per customer. One customer's: fraudshop alerts --customer CUST-ALICE")
         show_counts({change.customer_id: alerts_of(api, change) for change in changes}, changes)

@@ -8,9 +8,16 @@ from enum import StrEnum
 
 
 class ChangeType(StrEnum):
+    """What changed on a customer's profile. Every type flags the transactions of the change window."""
+
     EMAIL = "email"
     PHONE = "phone"
     ADDRESS = "address"
+    #: An account joined the customer's profile (a classic takeover step: the new account receives the money).
+    ACCOUNT_ADDED = "account_added"
+    #: An account left the customer's profile; recorded on the accounts the customer keeps.
+    ACCOUNT_REMOVED = "account_removed"
+    #: A change the caller names no field of (the original proofshop's stand-in).
     OTHER = "other"
 
 

@@ -29,6 +29,21 @@ CHANGE_LOG_KEY: tuple[str, ...] = ("recorded_hour", "recorded_at", *CHANGE_KEY)
 PREVIOUS_CUSTOMER = "previous_customer_id"
 CHANGE_LOG_COLUMNS: tuple[str, ...] = (*CHANGE_LOG_KEY, "customer_id", PREVIOUS_CUSTOMER)
 
+#: bank.customer: the current profile (its fields, in table order), then the update pending on it.
+CUSTOMER_KEY: tuple[str, ...] = ("customer_id",)
+PROFILE_COLUMNS: tuple[str, ...] = (
+    *CUSTOMER_KEY,
+    "email",
+    "phone",
+    "address_lines",
+    "address_city",
+    "address_postcode",
+    "address_country",
+    "accounts",
+    "updated_at",
+)
+CUSTOMER_COLUMNS: tuple[str, ...] = (*PROFILE_COLUMNS, "pending_update", "pending_since")
+
 #: bank.job_progress.
 JOB_PROGRESS_COLUMNS: tuple[str, ...] = ("job", "changes_scanned_until")
 
@@ -58,6 +73,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "cust_change": CHANGE_COLUMNS,
     "cust_change_by_customer": CHANGE_BY_CUSTOMER_KEY,
     "cust_change_log": CHANGE_LOG_COLUMNS,
+    "customer": CUSTOMER_COLUMNS,
     "job_progress": JOB_PROGRESS_COLUMNS,
     "cust_fraud": CUST_FRAUD_COLUMNS,
     "cust_fraud_by_day": CUST_FRAUD_BY_DAY_COLUMNS,
@@ -69,6 +85,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "cust_change": CHANGE_KEY,
     "cust_change_by_customer": CHANGE_BY_CUSTOMER_KEY,
     "cust_change_log": CHANGE_LOG_KEY,
+    "customer": CUSTOMER_KEY,
     "job_progress": JOB_PROGRESS_COLUMNS[:1],
     "cust_fraud": ALERT_KEY,
     "cust_fraud_by_day": CUST_FRAUD_BY_DAY_KEY,

@@ -1,5 +1,5 @@
 """Whole-batch retries and the stuck-batch watchdog, around any ``foreachBatch`` function. The settings,
-all counted from when Spark hands the batch over (the README's "How the retry settings relate"):
+all counted from when Spark hands the batch over (docs/reliability.md, "How the retry settings relate"):
 
 - the watchdog ends the job (exit 70) once the batch has run ``job.batch_timeout_seconds``: a call stuck
   in the JVM cannot be interrupted, and the restarted job resumes the batch from its checkpoint;

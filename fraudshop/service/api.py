@@ -1,10 +1,12 @@
-"""The HTTP API: record profile changes (the bank's systems, the demo) and read alerts (fraud teams).
+"""The HTTP API: customers' profiles and their changes (the bank's systems, the demo) and alerts (fraud teams).
 OpenAPI docs are served at /docs. Every route but /health needs ``Authorization: Bearer <token>``."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,15 +15,20 @@ from http import HTTPStatus
 from typing import Annotated, Any, cast
 
 from cassandra.cluster import Session
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from fraudshop.config import Config, ConfigError
 from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.profiles import OutOfOrderUpdate, ProfileOutcome, ProfileStore, UpdateContention
 from fraudshop.io.cassandra.reads import BadPageToken, Page, alerts_of_customer, alerts_of_day, changes_of_customer
 from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.model.changes import ChangeType, ProfileChange
+from fraudshop.model.profiles import CustomerProfile, InvalidProfileField
+
+log = logging.getLogger(__name__)
 
 LEGACY_ROUTE = "/datastax-bank-techday/rest/custChange"
 
@@ -35,6 +42,48 @@ class ChangeRequest(BaseModel):
     )
 
 
+class AddressIn(BaseModel):
+    lines: list[str] = Field(description="Street lines, first to last", examples=[["Flat 2", "12 High Street"]])
+    city: str
+    postcode: str = ""
+    country: str = Field(description="ISO 3166-1 alpha-2 or alpha-3 code, or English name", examples=["GB"])
+
+
+class ProfileIn(BaseModel):
+    """A customer's whole profile as the bank's customer system holds it."""
+
+    email: str
+    phone: str = Field(description="International (+44 …) or national format of the address's country")
+    address: AddressIn
+    accounts: list[str] = Field(description="Every account the customer holds")
+    changed_at: datetime | None = Field(
+        default=None, description="When the profile changed (ISO-8601; naive = UTC). Default: now."
+    )
+
+
+class ProfileOut(BaseModel):
+    customer_id: str
+    email: str
+    phone: str = Field(description="E.164, with ;ext= if the number has an extension")
+    address: AddressIn
+    accounts: list[str]
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, profile: CustomerProfile, updated_at: datetime) -> ProfileOut:
+        address = profile.address
+        return cls(
+            customer_id=profile.customer_id,
+            email=profile.email,
+            phone=profile.phone,
+            address=AddressIn(
+                lines=list(address.lines), city=address.city, postcode=address.postcode, country=address.country
+            ),
+            accounts=sorted(profile.accounts),
+            updated_at=updated_at,
+        )
+
+
 class StoredChange(BaseModel):
     account_no: str
     customer_id: str
@@ -43,14 +92,20 @@ class StoredChange(BaseModel):
     recorded_at: datetime
 
 
+class ProfileUpdateOut(BaseModel):
+    outcome: ProfileOutcome = Field(description="baseline (first profile), changed, or unchanged (nothing written)")
+    profile: ProfileOut = Field(description="The stored profile after the update")
+    changes: list[StoredChange] = Field(description="The cust_change rows recorded, one per changed field and account")
+
+
 class PageOut(BaseModel):
     items: list[dict[str, Any]]
     next_page: str | None = Field(description="Pass as ?page= to get the next page; null on the last page")
 
 
-def _field_error(field: str, message: str) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors: which field, and why."""
-    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+def _field_error(field: str, message: str, where: str = "body") -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors: which field (dotted for a nested one), and why."""
+    detail = [{"loc": [where, *field.split(".")], "msg": message, "type": "value_error"}]
     return HTTPException(HTTPStatus.UNPROCESSABLE_ENTITY, detail=detail)
 
 
@@ -63,8 +118,24 @@ def _cassandra(request: Request) -> Session:
     return cast(Session, request.app.state.cassandra)
 
 
+def _profiles(request: Request) -> ProfileStore:
+    return cast(ProfileStore, request.app.state.profiles)
+
+
+async def sweep_stale_updates(profiles: ProfileStore, interval_seconds: float) -> None:
+    """Every ``interval_seconds``, complete the profile updates whose writer died halfway (in a
+    worker thread: the driver blocks). A failed sweep is logged and tried again at the next one."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            await run_in_threadpool(profiles.complete_stale_updates)
+        except Exception:  # Cassandra unreachable for a while: the API keeps serving, the next sweep retries
+            log.exception("sweep of pending profile updates failed; retrying in %s s", interval_seconds)
+
+
 _bearer = HTTPBearer(auto_error=False)
 Db = Annotated[Session, Depends(_cassandra)]
+Profiles = Annotated[ProfileStore, Depends(_profiles)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Rows per page")]
 PageToken = Annotated[str | None, Query(description="next_page of the previous response")]
 
@@ -79,7 +150,12 @@ def create_app(config: Config) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with cassandra_session(config.cassandra) as session:
             app.state.cassandra = session
-            yield
+            app.state.profiles = ProfileStore(session, keyspace, config.profiles.stale_after)
+            sweep = asyncio.create_task(sweep_stale_updates(app.state.profiles, config.profiles.sweep_interval_seconds))
+            try:
+                yield
+            finally:
+                sweep.cancel()
 
     app = FastAPI(
         title="fraudshop API",
@@ -103,6 +179,10 @@ def create_app(config: Config) -> FastAPI:
                 raise _field_error(field, f"{field} must not be empty")
             if len(value) > config.api.max_id_length:
                 raise _field_error(field, f"{field} is {len(value)} characters, more than {config.api.max_id_length}")
+        return ProfileChange(account_no.strip(), customer_id.strip(), change_type, change_time(changed_at))
+
+    def change_time(changed_at: datetime | None) -> datetime:
+        """``changed_at`` (naive = UTC), or now; refused when further in the future than writers' clocks drift."""
         now = datetime.now(UTC)
         moment = changed_at or now
         if moment.tzinfo is None:
@@ -112,10 +192,13 @@ def create_app(config: Config) -> FastAPI:
                 "changed_at",
                 f"changed_at {moment.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')})",
             )
-        return ProfileChange(account_no.strip(), customer_id.strip(), change_type, moment)
+        return moment
+
+    def store_of(change: ProfileChange, recorded_at: datetime) -> StoredChange:
+        return StoredChange(**dataclasses.asdict(change), recorded_at=recorded_at)
 
     def store(session: Session, change: ProfileChange) -> StoredChange:
-        return StoredChange(**dataclasses.asdict(change), recorded_at=record_profile_change(session, keyspace, change))
+        return store_of(change, record_profile_change(session, keyspace, change))
 
     @app.get("/health", tags=["ops"])
     def health(session: Db) -> dict[str, str]:
@@ -151,6 +234,62 @@ def create_app(config: Config) -> FastAPI:
                 "chgdate", f"chgdate {chgdate!r} is not a time like 2018-07-29 19:53:13.165 GMT"
             ) from None
         return store(session, change_from(accountNo, customerId, str(changeType), changed_at))
+
+    @app.put(
+        "/customers/{customer_id}/profile",
+        dependencies=protected,
+        tags=["profiles"],
+        responses={
+            201: {"description": "The customer's first profile, stored as the baseline", "model": ProfileUpdateOut},
+            409: {"description": "An update with changes older than the stored profile"},
+            503: {"description": "Other updates of the customer kept it busy; retry"},
+        },
+    )
+    def put_profile(customer_id: str, request: ProfileIn, profiles: Profiles, response: Response) -> ProfileUpdateOut:
+        """Store the customer's whole profile and record what really changed since the stored one:
+        one cust_change row per changed field (email, phone, address, account_added,
+        account_removed) and account the customer holds. Fields are normalised first, so a
+        formatting edit is no change. The first profile is the baseline (201, nothing recorded);
+        the same profile again records nothing."""
+        changed_at = change_time(request.changed_at)
+        address = request.address
+        try:
+            profile = CustomerProfile.parse(
+                customer_id,
+                request.email,
+                request.phone,
+                address.lines,
+                address.city,
+                address.postcode,
+                address.country,
+                request.accounts,
+                config.api.max_id_length,
+            )
+        except InvalidProfileField as error:
+            raise _field_error(error.field, error.message, "path" if error.field == "customer_id" else "body") from None
+        try:
+            update = profiles.set_profile(profile, changed_at)
+        except OutOfOrderUpdate as error:
+            raise HTTPException(HTTPStatus.CONFLICT, detail=str(error)) from None
+        except UpdateContention as error:
+            raise HTTPException(
+                HTTPStatus.SERVICE_UNAVAILABLE, detail=str(error), headers={"Retry-After": "1"}
+            ) from None
+        if update.outcome is ProfileOutcome.BASELINE:
+            response.status_code = status.HTTP_201_CREATED
+        recorded_at = update.recorded_at
+        changes = [] if recorded_at is None else [store_of(change, recorded_at) for change in update.changes]
+        return ProfileUpdateOut(
+            outcome=update.outcome, profile=ProfileOut.of(update.profile, update.updated_at), changes=changes
+        )
+
+    @app.get("/customers/{customer_id}/profile", dependencies=protected, tags=["profiles"])
+    def get_profile(customer_id: str, profiles: Profiles) -> ProfileOut:
+        """The customer's stored profile, as the last update left it (normalised)."""
+        stored = profiles.read(customer_id)
+        if stored is None:
+            raise HTTPException(HTTPStatus.NOT_FOUND, detail=f"no profile stored for customer {customer_id}")
+        return ProfileOut.of(stored.profile, stored.updated_at)
 
     def paged(read: Callable[[], Page]) -> PageOut:
         try:

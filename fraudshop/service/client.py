@@ -33,6 +33,14 @@ class ApiClient:
             body["changed_at"] = changed_at.isoformat()
         return self._call("POST", "/changes", body)
 
+    def put_profile(self, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /customers/{id}/profile``: the whole profile; returns the outcome and the changes recorded."""
+        return self._call("PUT", f"/customers/{customer_id}/profile", profile)
+
+    def profile(self, customer_id: str) -> dict[str, Any]:
+        """``GET /customers/{id}/profile``: the stored profile, normalised."""
+        return self._call("GET", f"/customers/{customer_id}/profile")
+
     def alerts_of_customer(self, customer_id: str, limit: int = 500) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self._call("GET", f"/customers/{customer_id}/alerts?limit={limit}")["items"])
 

@@ -82,7 +82,11 @@ GOOD = {"account_no": "ACC-1", "customer_id": "CUST-1", "change_type": "address"
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [
-        ({**GOOD, "change_type": "shoe size"}, "change_type", "Input should be 'email', 'phone', 'address' or 'other'"),
+        (
+            {**GOOD, "change_type": "shoe size"},
+            "change_type",
+            "Input should be 'email', 'phone', 'address', 'account_added', 'account_removed' or 'other'",
+        ),
         ({**GOOD, "changed_at": "last tuesday"}, "changed_at", "Input should be a valid datetime"),
         ({**GOOD, "changed_at": "2999-01-01T00:00:00Z"}, "changed_at", "is in the future"),
         ({k: v for k, v in GOOD.items() if k != "account_no"}, "account_no", "Field required"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cassandra.cluster import Session
+from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
 from fraudshop.config import Config
@@ -18,6 +20,7 @@ from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
+from fraudshop.service.api import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +28,24 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
 EMAIL_CHANGE = ProfileChange("ACC-A", "CUST-A", "email", NOW - timedelta(hours=1))
 EXPIRED_CHANGE = ProfileChange("ACC-B", "CUST-B", "phone", NOW - timedelta(hours=30))
-# Recorded while the job runs, after the first micro-batches.
+# Recorded while the job runs, after the first micro-batches, by the bank's customer system sending
+# CUST-C's edited profile through the API: Carol moved house (and her phone was retyped: no change).
 LIVE_CHANGE = ProfileChange("ACC-C", "CUST-C", "address", NOW - timedelta(minutes=2))
+API_TOKEN = "e2e-token"
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+CAROL_BEFORE: dict[str, Any] = {
+    "email": "carol@example.com",
+    "phone": "+44 20 7946 0303",
+    "address": {"lines": ["9 Cedar Avenue"], "city": "London", "postcode": "SE10 8XJ", "country": "GB"},
+    "accounts": ["ACC-C"],
+    "changed_at": (NOW - timedelta(days=30)).isoformat(),
+}
+CAROL_MOVED: dict[str, Any] = {
+    **CAROL_BEFORE,
+    "phone": "020 7946 0303",
+    "address": {"lines": ["31 Canal Street"], "city": "Manchester", "postcode": "M1 3HE", "country": "GB"},
+    "changed_at": LIVE_CHANGE.last_updated.isoformat(),
+}
 
 
 def transaction(account: str, at: datetime, tranid: str, amount: float) -> dict[str, object]:
@@ -100,12 +119,21 @@ def running_job(isolated_config: Config, tmp_path: Path) -> Iterator[Path]:
         stop_job(job)
 
 
+@pytest.fixture
+def api(isolated_config: Config, cassandra: Session) -> Iterator[TestClient]:
+    """The HTTP API on the test's keyspace, served in-process."""
+    with TestClient(create_app(isolated_config.with_settings(f"api.token={API_TOKEN}"))) as client:
+        yield client
+
+
 def test_transactions_flow_through_and_changes_are_picked_up_live(
-    isolated_config: Config, cassandra: Session, running_job: Path
+    isolated_config: Config, cassandra: Session, running_job: Path, api: TestClient
 ) -> None:
     keyspace = isolated_config.cassandra.keyspace
     for change in (EMAIL_CHANGE, EXPIRED_CHANGE):
         record_profile_change(cassandra, keyspace, change)
+    baseline = api.put("/customers/CUST-C/profile", json=CAROL_BEFORE, headers=API_AUTH)
+    assert (baseline.status_code, baseline.json()["changes"]) == (201, []), baseline.text
 
     send_transactions(isolated_config.kafka, FIRST_JSON, rate=0, record_format="json")
     send_transactions(isolated_config.kafka, FIRST_LEGACY, rate=0, record_format="legacy")
@@ -119,7 +147,12 @@ def test_transactions_flow_through_and_changes_are_picked_up_live(
     wait_until(lambda: stored_rejects(cassandra, keyspace) == EXPECTED_REJECTS, 30, "the rejected records")
 
     # The job is running: this change must be used by a later micro-batch, without a restart.
-    record_profile_change(cassandra, keyspace, LIVE_CHANGE)
+    moved = api.put("/customers/CUST-C/profile", json=CAROL_MOVED, headers=API_AUTH)
+    assert moved.status_code == 200, moved.text
+    recorded = [(c["account_no"], c["change_type"], c["last_updated"]) for c in moved.json()["changes"]]
+    assert [(account, kind, datetime.fromisoformat(at)) for account, kind, at in recorded] == [
+        (LIVE_CHANGE.account_no, LIVE_CHANGE.change_type, LIVE_CHANGE.last_updated)
+    ]
     send_transactions(isolated_config.kafka, SECOND_JSON, rate=0, record_format="json")
 
     wait_until(lambda: stored_tranids(cassandra, keyspace) == EXPECTED_TRANSACTIONS, 60, "all transactions")

@@ -1,5 +1,6 @@
-"""notebooks/fraudshop_demo.ipynb runs top to bottom, headless, on the real local stack, and every
-alert it shows is really in cust_fraud, inside the 24 h after that customer's profile change."""
+"""notebooks/fraudshop_demo.ipynb runs top to bottom, headless, on the real local stack: the profile
+edits that are changes are recorded and every alert it shows is really in cust_fraud, inside the 24 h
+after that customer's profile change; the edit that is no change records and flags nothing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from cassandra.cluster import Session
 from nbclient import NotebookClient
 
 from fraudshop.config import Config, as_environment
-from fraudshop.lab.story import DEMO_CHANGES
+from fraudshop.lab.story import DEMO_UPDATES
 from fraudshop.lab.workload import account_number
 
 pytestmark = pytest.mark.integration
@@ -60,11 +61,24 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
     assert any("image/png" in output.get("data", {}) for output in tagged(notebook, "alerts-plot").outputs)
 
     shown = SHOWN.findall(stdout_of(tagged(notebook, "teardown")))
-    customers = {customer for _, customer, _ in DEMO_CHANGES}
-    assert {customer for customer, *_ in shown} == customers, f"not every customer had an alert shown: {shown}"
-    accounts = {customer: account_number(index) for index, customer, _ in DEMO_CHANGES}
+    alice, bob, carol = (demo.customer_id for demo in DEMO_UPDATES)
+    customers = {alice, carol}  # Bob's phone was re-entered in another format: no change
+    assert {customer for customer, *_ in shown} == customers, f"not every changed customer had an alert: {shown}"
+    accounts = {demo.customer_id: account_number(demo.account_index) for demo in DEMO_UPDATES}
 
-    # The notebook posted one change per customer, on that customer's account.
+    # Every customer's profile is stored; Bob's still has his phone as first sent, in E.164.
+    stored = {row.customer_id: row for row in cassandra.execute(f"SELECT * FROM {keyspace}.customer")}
+    assert set(stored) == {alice, bob, carol}
+    assert (stored[bob].phone, stored[alice].email, stored[carol].address_city) == (
+        "+442079460202",
+        "alice.w@example.net",
+        "Manchester",
+    )
+    for table in ("cust_change_by_customer", "cust_fraud"):
+        rows = cassandra.execute(f"SELECT * FROM {keyspace}.{table} WHERE customer_id = %s", (bob,))
+        assert not list(rows), f"Bob's formatting edit left rows in {table}"
+
+    # The notebook's edits recorded one change per changed customer, on that customer's account.
     changes = {
         customer: [
             (row.account_no, row.last_updated)
@@ -78,6 +92,10 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
     assert {customer: [account for account, _ in rows] for customer, rows in changes.items()} == {
         customer: [accounts[customer]] for customer in customers
     }
+    change_types = {
+        row.customer_id: row.change_type for row in cassandra.execute(f"SELECT * FROM {keyspace}.cust_change")
+    }
+    assert change_types == {alice: "email", carol: "address"}
     window = timedelta(hours=isolated_config.job.change_window_hours)
     for customer, account_no, tranid, iso_time in shown:
         assert account_no == accounts[customer]

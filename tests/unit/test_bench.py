@@ -1,6 +1,6 @@
 """The benchmark's parts: percentiles, reading progress lines, the figures taken from them
 (capacity, fixed cost, recovery), the targets, the expected outcome, the figures of its processes,
-the README's table."""
+the benchmark table of docs/benchmark.md."""
 
 from __future__ import annotations
 
@@ -21,16 +21,17 @@ import pytest
 from fraudshop.cli import main as fraudshop_main
 from fraudshop.lab.bench.ceiling import ceiling_figures
 from fraudshop.lab.bench.figures import HEADLINE_KEYS, drain, fixed_cost, recovery_seconds, targets, with_ceiling
+from fraudshop.lab.bench.plan import BENCHMARK_PAGE
 from fraudshop.lab.bench.preload import slices
 from fraudshop.lab.bench.processes import cpu_seconds, job_roles, machine, peak_rss_mb
 from fraudshop.lab.bench.progress import breakdown, parse_batch, records_done
 from fraudshop.lab.bench.publish import (
-    README_BEGIN,
-    README_END,
+    BENCH_BEGIN,
+    BENCH_END,
     history_line,
-    render_readme_block,
+    render_table_block,
     source_commit,
-    with_readme_block,
+    with_table_block,
 )
 from fraudshop.lab.bench.stats import percentile, summary
 from fraudshop.lab.bench.workload import OfferedTransactions, Workload, customer_of, expected_alerts
@@ -288,7 +289,7 @@ def test_the_backlog_is_cut_into_contiguous_slices_of_near_equal_size() -> None:
 
 
 def _result(**overrides: object) -> dict[str, Any]:
-    """A bench.json as a full run writes it, cut to what the README's table and the history read."""
+    """A bench.json as a full run writes it, cut to what the benchmark table and the history read."""
     latency = {"2000": {"p50": 0.8, "p95": 1.2, "p99": 1.9}, "200": {"p50": 0.5, "p95": 0.9, "p99": 1.1}}
     ours = {
         "capacity_txn_per_s": 14_000.0,
@@ -320,8 +321,8 @@ def _result(**overrides: object) -> dict[str, Any]:
     return {**result, **overrides}
 
 
-def test_the_readme_table_shows_the_runs_figures_and_targets() -> None:
-    block = render_readme_block(_result())
+def test_the_benchmark_table_shows_the_runs_figures_and_targets() -> None:
+    block = render_table_block(_result())
     lines = block.splitlines()
     assert lines[0].startswith("Figures of `benchmarks/latest.json` (run of 2026-11-28 21:00 UTC, commit 0123456;")
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in lines if line.startswith("| ")}
@@ -332,25 +333,25 @@ def test_the_readme_table_shows_the_runs_figures_and_targets() -> None:
     assert rows["recovery: kill -9 to the next completed batch"] == ["9.5 s", "30.0 s", "≤ 15 s: met |"]
     assert rows["correctness over everything sent"][0] == "530,000 transactions, 26,500 alerts, exact"
     # A run that did not measure a figure shows it as missing, never as 0.
-    partial = render_readme_block(_result(recovery_s=None, targets={}))
+    partial = render_table_block(_result(recovery_s=None, targets={}))
     assert "| recovery: kill -9 to the next completed batch | - | 30.0 s | ≤ 15 s: - |" in partial
 
 
-def test_the_readme_block_is_replaced_between_its_markers_only() -> None:
-    readme = "# Title\nprose\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nmore prose\n"
-    assert with_readme_block(readme, "new table\n") == (
+def test_the_table_block_is_replaced_between_its_markers_only() -> None:
+    page = "# Title\nprose\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nmore prose\n"
+    assert with_table_block(page, "new table\n") == (
         "# Title\nprose\n<!-- bench:begin -->\nnew table\n<!-- bench:end -->\nmore prose\n"
     )
     with pytest.raises(ValueError, match="bench:begin"):
-        with_readme_block("no markers\n", "new table\n")
+        with_table_block("no markers\n", "new table\n")
 
 
-def test_the_readmes_benchmark_table_is_the_rendering_of_the_committed_latest_json() -> None:
-    """The README cannot drift from benchmarks/latest.json: `fraudshop bench --update-readme` fixes it."""
-    readme = (REPOSITORY / "README.md").read_text()
+def test_the_docs_benchmark_table_is_the_rendering_of_the_committed_latest_json() -> None:
+    """docs/benchmark.md cannot drift from benchmarks/latest.json: `fraudshop bench --update-readme` fixes it."""
+    page = (REPOSITORY / BENCHMARK_PAGE).read_text()
     latest = json.loads((REPOSITORY / "benchmarks" / "latest.json").read_text())
-    assert readme.count(README_BEGIN) == readme.count(README_END) == 1
-    assert with_readme_block(readme, render_readme_block(latest)) == readme
+    assert page.count(BENCH_BEGIN) == page.count(BENCH_END) == 1
+    assert with_table_block(page, render_table_block(latest)) == page
 
 
 def test_a_history_line_summarises_a_run_on_one_line() -> None:
@@ -376,17 +377,26 @@ def test_the_commit_of_a_checkout_and_of_no_checkout(tmp_path: Path) -> None:
     assert source_commit(tmp_path) == {"sha": sha, "dirty": True}
 
 
-def test_bench_update_readme_alone_rewrites_the_table_from_benchmarks_latest_without_a_run(
+def test_bench_update_readme_alone_rewrites_the_docs_table_from_benchmarks_latest_without_a_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "latest.json").write_text(json.dumps(_result()))
-    (tmp_path / "README.md").write_text(f"# Benchmark\n{README_BEGIN}\nold\n{README_END}\nprose\n")
+    old_page = f"# Benchmark\n{BENCH_BEGIN}\nold\n{BENCH_END}\nprose\n"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "benchmark.md").write_text(old_page)
+    # A README that still had the markers is left alone: the table lives in docs/benchmark.md.
+    (tmp_path / "README.md").write_text(old_page)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("fraudshop.lab.stack.stack_up", lambda config: pytest.fail("no run without a run option"))
     assert fraudshop_main(["bench", "--update-readme"]) == 0
-    readme = (tmp_path / "README.md").read_text()
-    assert readme == f"# Benchmark\n{README_BEGIN}\n{render_readme_block(_result())}{README_END}\nprose\n"
+    page = (tmp_path / "docs" / "benchmark.md").read_text()
+    assert page == f"# Benchmark\n{BENCH_BEGIN}\n{render_table_block(_result())}{BENCH_END}\nprose\n"
+    assert (tmp_path / "README.md").read_text() == old_page
+    # --readme, the old name of --benchmark-page, still names the page to edit.
+    (tmp_path / "other.md").write_text(old_page)
+    assert fraudshop_main(["bench", "--update-readme", "--readme", "other.md"]) == 0
+    assert (tmp_path / "other.md").read_text() == page
 
 
 def test_bench_prints_the_headline_of_a_run_of_the_ceiling_alone(

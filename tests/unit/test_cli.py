@@ -29,6 +29,7 @@ COMMANDS = (
     "job",
     "produce",
     "change",
+    "profile",
     "api",
     "alerts",
     "rejects",

@@ -29,7 +29,17 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
     their cust_change_by_customer row goes, and the log entry names them as ``previous_customer_id``
     so the detection job drops their alerts for the change."""
     recorded_at = to_cassandra_time(datetime.now(UTC))
-    # At LOCAL_QUORUM, like the batch below: a read at ONE could miss the owner being replaced.
+    batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+    add_change_statements(session, keyspace, batch, change, recorded_at)
+    session.execute(batch)
+    return recorded_at
+
+
+def add_change_statements(
+    session: Session, keyspace: str, batch: BatchStatement, change: ProfileChange, recorded_at: datetime
+) -> None:
+    """Add the writes of ``change`` to the three tables, recorded at ``recorded_at``, to ``batch``."""
+    # At LOCAL_QUORUM, like the batch: a read at ONE could miss the owner being replaced.
     read = session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {key_condition(CHANGE_KEY)}")
     read.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     current = session.execute(read, change.key).one()
@@ -41,7 +51,6 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
         # Unset, not null, when there is none: a null would write a tombstone.
         PREVIOUS_CUSTOMER: UNSET_VALUE if previous is None else previous,
     }
-    batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
     for table, columns in (
         ("cust_change", CHANGE_COLUMNS),
         ("cust_change_by_customer", CHANGE_BY_CUSTOMER_KEY),
@@ -52,5 +61,3 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
         delete = f"DELETE FROM {keyspace}.cust_change_by_customer WHERE {key_condition(CHANGE_BY_CUSTOMER_KEY)}"
         previous_row = {**values, "customer_id": previous}
         batch.add(session.prepare(delete), [previous_row[column] for column in CHANGE_BY_CUSTOMER_KEY])
-    session.execute(batch)
-    return recorded_at

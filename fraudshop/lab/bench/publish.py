@@ -1,6 +1,6 @@
 """Publishing a run: the commit it measured, the repository's benchmarks/ (latest.json,
-latest.png, history.jsonl) and README.md's benchmark table, rendered from benchmarks/latest.json
-so that the README cannot drift from the figures."""
+latest.png, history.jsonl) and the benchmark table of docs/benchmark.md, rendered from
+benchmarks/latest.json so that the docs cannot drift from the figures."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from fraudshop.lab.bench.figures import (
 )
 from fraudshop.lab.bench.plan import CEILING
 
-README_BEGIN = "<!-- bench:begin -->"
-README_END = "<!-- bench:end -->"
-README_TEMPLATE = "readme_table.md.j2"
+BENCH_BEGIN = "<!-- bench:begin -->"
+BENCH_END = "<!-- bench:end -->"
+TABLE_TEMPLATE = "benchmark_table.md.j2"
 #: Shown for a figure the run did not measure.
 MISSING = "-"
 
@@ -109,7 +109,7 @@ def _target(result: Mapping[str, Any], *names: str) -> str:
     return ", ".join(parts)
 
 
-def readme_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
+def table_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
     """The table's rows from a bench.json (a figure a run did not measure shows as MISSING)."""
     systems: Mapping[str, Any] = result.get("systems", {})
     ours, theirs = systems.get("fraudshop"), systems.get("baseline")
@@ -178,22 +178,22 @@ def _caption(result: Mapping[str, Any]) -> str:
     return f"run of {started}{at}; {cpus} CPUs, {machine.get('memory_gib')} GiB"
 
 
-def render_readme_block(result: Mapping[str, Any]) -> str:
-    """The README's benchmark block (between the markers) for a bench.json."""
-    template = _TEMPLATES.from_string(packaged_file(__package__ or "fraudshop.lab.bench", README_TEMPLATE).read_text())
-    return template.render(caption=_caption(result), rows=readme_rows(result))
+def render_table_block(result: Mapping[str, Any]) -> str:
+    """The benchmark page's table block (between the markers) for a bench.json."""
+    template = _TEMPLATES.from_string(packaged_file(__package__ or "fraudshop.lab.bench", TABLE_TEMPLATE).read_text())
+    return template.render(caption=_caption(result), rows=table_rows(result))
 
 
-def with_readme_block(readme: str, block: str) -> str:
-    """``readme`` with the text between its two markers replaced by ``block``."""
-    before, begin, rest = readme.partition(README_BEGIN)
-    _, end, after = rest.partition(README_END)
+def with_table_block(page: str, block: str) -> str:
+    """``page`` with the text between its two markers replaced by ``block``."""
+    before, begin, rest = page.partition(BENCH_BEGIN)
+    _, end, after = rest.partition(BENCH_END)
     if not begin or not end:
-        raise ValueError(f"the README has no {README_BEGIN} ... {README_END} block")
-    return f"{before}{README_BEGIN}\n{block}{README_END}{after}"
+        raise ValueError(f"the page has no {BENCH_BEGIN} ... {BENCH_END} block")
+    return f"{before}{BENCH_BEGIN}\n{block}{BENCH_END}{after}"
 
 
-def update_readme(readme: Path, latest: Path) -> None:
-    """Rewrite ``readme``'s benchmark block from the run in ``latest`` (benchmarks/latest.json)."""
-    block = render_readme_block(json.loads(latest.read_text()))
-    readme.write_text(with_readme_block(readme.read_text(), block))
+def update_benchmark_page(page: Path, latest: Path) -> None:
+    """Rewrite ``page``'s benchmark table (docs/benchmark.md's) from the run in ``latest`` (benchmarks/latest.json)."""
+    block = render_table_block(json.loads(latest.read_text()))
+    page.write_text(with_table_block(page.read_text(), block))

@@ -1,0 +1,272 @@
+"""Store customers' profiles and record what changed, once per change, with lightweight transactions.
+
+Cassandra refuses a conditional batch that spans partitions, so the profile (one ``customer``
+partition) cannot be compared-and-set in the same batch as its changes (partitions of
+``cust_change`` and the two tables beside it). An update therefore takes three steps, each all or
+nothing, and can be completed by anyone who finds it half done:
+
+1. **claim**: ``UPDATE customer SET pending_update = <the new profile> ... IF updated_at = <the
+   version it was diffed against> AND pending_update = null``. Of two concurrent updates of a
+   customer, one claims; the other waits for it, then diffs against the profile it left.
+2. **record**: one logged batch of the changes (the stored profile against the pending one).
+3. **replace**: ``UPDATE customer SET <profile> ..., pending_update = null IF pending_update =
+   <the claim>``.
+
+A writer that dies after step 1 leaves its update pending: the next writer of that customer, or the
+API's sweep (through the ``pending_since`` index), completes it once it is older than
+``profiles.stale_update_seconds``. Steps 2 and 3 are idempotent, so completing it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+from fraudshop.io.cassandra.changes import add_change_statements
+from fraudshop.io.cassandra.schema import insert_statement, key_condition
+from fraudshop.model.changes import ProfileChange, to_cassandra_time
+from fraudshop.model.profiles import CustomerProfile, PostalAddress, changed_fields, profile_changes
+from fraudshop.model.tables import CUSTOMER_COLUMNS, CUSTOMER_KEY, PROFILE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+class ProfileOutcome(StrEnum):
+    #: The customer's first profile: stored, no change recorded.
+    BASELINE = "baseline"
+    #: At least one field really changed: its changes are recorded.
+    CHANGED = "changed"
+    #: Nothing changed once normalised (the same profile again, a formatting edit): nothing written.
+    UNCHANGED = "unchanged"
+
+
+class OutOfOrderUpdate(Exception):
+    """A profile with changes, older than the stored one: the bank's systems sent updates out of order."""
+
+    def __init__(self, customer_id: str, changed_at: datetime, stored_at: datetime) -> None:
+        super().__init__(
+            f"customer {customer_id}'s stored profile is from {stored_at.isoformat()}, "
+            f"later than this update's changed_at {changed_at.isoformat()}"
+        )
+        self.stored_at = stored_at
+
+
+class UpdateContention(Exception):
+    """Other updates of the customer kept winning until the time allowed ran out."""
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    """An update between its claim and its replacement of the profile."""
+
+    profile: CustomerProfile
+    changed_at: datetime
+
+    def to_json(self) -> str:
+        return json.dumps({"profile": json.loads(self.profile.to_json()), "changed_at": self.changed_at.isoformat()})
+
+    @classmethod
+    def from_json(cls, text: str) -> PendingUpdate:
+        data = json.loads(text)
+        return cls(CustomerProfile.from_json(json.dumps(data["profile"])), datetime.fromisoformat(data["changed_at"]))
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    profile: CustomerProfile
+    updated_at: datetime
+    pending: PendingUpdate | None
+    #: The claim's text, exactly as stored: the replacement's condition.
+    pending_text: str | None
+    pending_since: datetime | None
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    outcome: ProfileOutcome
+    profile: CustomerProfile
+    updated_at: datetime
+    changes: tuple[ProfileChange, ...] = ()
+    recorded_at: datetime | None = None
+
+
+def _utc(moment: datetime) -> datetime:
+    """The driver returns naive UTC datetimes."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _profile_values(profile: CustomerProfile, updated_at: datetime) -> dict[str, Any]:
+    return {
+        "customer_id": profile.customer_id,
+        "email": profile.email,
+        "phone": profile.phone,
+        "address_lines": list(profile.address.lines),
+        "address_city": profile.address.city,
+        "address_postcode": profile.address.postcode,
+        "address_country": profile.address.country,
+        "accounts": set(profile.accounts),
+        "updated_at": updated_at,
+    }
+
+
+def _stored(row: Any) -> StoredProfile:
+    profile = CustomerProfile(
+        customer_id=row.customer_id,
+        email=row.email,
+        phone=row.phone,
+        address=PostalAddress(
+            tuple(row.address_lines or ()), row.address_city, row.address_postcode, row.address_country
+        ),
+        accounts=frozenset(row.accounts or ()),
+    )
+    return StoredProfile(
+        profile=profile,
+        updated_at=_utc(row.updated_at),
+        pending=PendingUpdate.from_json(row.pending_update) if row.pending_update else None,
+        pending_text=row.pending_update,
+        pending_since=_utc(row.pending_since) if row.pending_since else None,
+    )
+
+
+class _TryAgain(Exception):
+    """Another writer holds or just changed the customer's row: read it again."""
+
+
+class ProfileStore:
+    """The ``customer`` table of ``keyspace``, and the change recording of its updates."""
+
+    def __init__(self, session: Session, keyspace: str, stale_after: timedelta) -> None:
+        self._session = session
+        self._keyspace = keyspace
+        self.stale_after = stale_after
+        table = f"{keyspace}.customer"
+        where = key_condition(CUSTOMER_KEY)
+        profile_fields = PROFILE_COLUMNS[len(CUSTOMER_KEY) :]
+        self._read = self._prepare(
+            f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM {table} WHERE {where}", ConsistencyLevel.LOCAL_SERIAL
+        )
+        self._insert_baseline = self._prepare(
+            insert_statement(keyspace, "customer", PROFILE_COLUMNS) + " IF NOT EXISTS"
+        )
+        self._claim = self._prepare(
+            f"UPDATE {table} SET pending_update = ?, pending_since = ? WHERE {where} "
+            "IF updated_at = ? AND pending_update = null"
+        )
+        self._replace = self._prepare(
+            f"UPDATE {table} SET {', '.join(f'{column} = ?' for column in profile_fields)}, "
+            f"pending_update = null, pending_since = null WHERE {where} IF pending_update = ?"
+        )
+        self._pending_before = self._prepare(
+            f"SELECT customer_id FROM {table} WHERE pending_since < ?", ConsistencyLevel.LOCAL_QUORUM
+        )
+
+    def _prepare(self, cql: str, consistency: int = ConsistencyLevel.LOCAL_QUORUM) -> PreparedStatement:
+        statement = self._session.prepare(cql)
+        statement.consistency_level = consistency
+        statement.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        return statement
+
+    def read(self, customer_id: str) -> StoredProfile | None:
+        """The stored profile, read through Paxos (LOCAL_SERIAL): an update in flight is seen."""
+        row = self._session.execute(self._read, (customer_id,)).one()
+        return None if row is None else _stored(row)
+
+    def set_profile(self, profile: CustomerProfile, changed_at: datetime) -> ProfileUpdate:
+        """Store ``profile`` as the customer's, changed at ``changed_at``, and record what changed.
+
+        Raises :class:`OutOfOrderUpdate` for an update with changes older than the stored profile,
+        :class:`UpdateContention` when other writers keep the row busy for longer than
+        ``stale_after`` plus a few seconds."""
+        changed_at = to_cassandra_time(changed_at)
+        retrying = Retrying(
+            retry=retry_if_exception_type(_TryAgain),
+            wait=wait_random_exponential(multiplier=0.005, max=0.5),
+            stop=stop_after_delay(self.stale_after.total_seconds() + 5),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._try_update(profile, changed_at)
+        except _TryAgain:
+            raise UpdateContention(
+                f"customer {profile.customer_id}'s profile stayed busy with other updates; try again"
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _try_update(self, profile: CustomerProfile, changed_at: datetime) -> ProfileUpdate:
+        stored = self.read(profile.customer_id)
+        if stored is None:
+            values = _profile_values(profile, changed_at)
+            if self._session.execute(self._insert_baseline, [values[c] for c in PROFILE_COLUMNS]).was_applied:
+                return ProfileUpdate(ProfileOutcome.BASELINE, profile, changed_at)
+            raise _TryAgain  # another writer stored a first profile meanwhile: diff against it
+        if stored.pending is not None:
+            if self._is_stale(stored):
+                self._complete(stored)
+            raise _TryAgain  # wait for the update in flight, then diff against the profile it leaves
+        if not changed_fields(stored.profile, profile):
+            return ProfileUpdate(ProfileOutcome.UNCHANGED, stored.profile, stored.updated_at)
+        if changed_at < stored.updated_at:
+            raise OutOfOrderUpdate(profile.customer_id, changed_at, stored.updated_at)
+        claim = PendingUpdate(profile, changed_at).to_json()
+        since = to_cassandra_time(datetime.now(UTC))
+        claimed = self._session.execute(self._claim, (claim, since, profile.customer_id, stored.updated_at))
+        if not claimed.was_applied:
+            raise _TryAgain
+        changes, recorded_at = self._complete(
+            StoredProfile(stored.profile, stored.updated_at, PendingUpdate(profile, changed_at), claim, since)
+        )
+        return ProfileUpdate(ProfileOutcome.CHANGED, profile, changed_at, tuple(changes), recorded_at)
+
+    def _is_stale(self, stored: StoredProfile) -> bool:
+        since = stored.pending_since or datetime.min.replace(tzinfo=UTC)
+        return datetime.now(UTC) - since >= self.stale_after
+
+    def _complete(self, stored: StoredProfile) -> tuple[list[ProfileChange], datetime]:
+        """Steps 2 and 3 of a claimed update: record its changes, then replace the profile. Returns
+        the changes and when they were recorded."""
+        if stored.pending is None or stored.pending_text is None:
+            raise ValueError(f"customer {stored.profile.customer_id} has no pending update")
+        pending = stored.pending
+        recorded_at = to_cassandra_time(datetime.now(UTC))
+        changes = profile_changes(stored.profile, pending.profile, pending.changed_at)
+        if changes:
+            batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+            for change in changes:
+                add_change_statements(self._session, self._keyspace, batch, change, recorded_at)
+            self._session.execute(batch)
+        values = _profile_values(pending.profile, pending.changed_at)
+        replaced = self._session.execute(
+            self._replace,
+            [
+                *(values[c] for c in PROFILE_COLUMNS[len(CUSTOMER_KEY) :]),
+                pending.profile.customer_id,
+                stored.pending_text,
+            ],
+        )
+        if not replaced.was_applied:  # another writer completed it meanwhile; the changes' rows are the same
+            log.info("customer %s's pending update was completed by another writer", pending.profile.customer_id)
+        return changes, recorded_at
+
+    def complete_stale_updates(self) -> int:
+        """Complete every update pending for longer than ``stale_after`` (its writer died between
+        claim and replacement); return how many."""
+        before = to_cassandra_time(datetime.now(UTC) - self.stale_after)
+        completed = 0
+        for row in self._session.execute(self._pending_before, (before,)):
+            stored = self.read(row.customer_id)
+            if stored is not None and stored.pending is not None and self._is_stale(stored):
+                log.warning("completing customer %s's update left pending by its writer", row.customer_id)
+                self._complete(stored)
+                completed += 1
+        return completed

@@ -50,8 +50,9 @@ def spark_submit_command(
     no secret appears here (the job reads them from the environment)."""
     log_config = packaged_file(__package__ or "fraudshop.jobs", "spark-log4j2.properties")
     ivy_dir = config.stack.cache_dir / "ivy"
+    jars = recorded_jars(ivy_dir, versions.SPARK_PACKAGES)
     if archive_classes_to is None:
-        archive_options = driver_archive_options(class_archive(config))
+        archive_options = driver_archive_options(_class_archive_of(config, jars))
     else:
         # Without -Xlog:cds=error the dump warns once per class it skips (over 1,000: unlinked, signed jar).
         archive_options = [f"-XX:ArchiveClassesAtExit={archive_classes_to}", "-Xlog:cds=error"]
@@ -62,15 +63,19 @@ def spark_submit_command(
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     options = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
-    dependencies = dependency_options(ivy_dir, versions.SPARK_PACKAGES)
+    dependencies = dependency_options(jars, versions.SPARK_PACKAGES)
     return [spark_submit, "--master", config.job.spark_master, *dependencies, *options, str(script)]
 
 
 def class_archive(config: Config) -> Path:
     """Where the driver's class-data sharing archive for this machine's job command is (or would be):
     named after this JVM, this Spark and the connector jars the command passes."""
-    jars = recorded_jars(config.stack.cache_dir / "ivy", versions.SPARK_PACKAGES) or []
-    return archive_path(config.stack.cache_dir, archive_key(spark_home(), java_executable(os.environ), jars))
+    return _class_archive_of(config, recorded_jars(config.stack.cache_dir / "ivy", versions.SPARK_PACKAGES))
+
+
+def _class_archive_of(config: Config, jars: list[Path] | None) -> Path:
+    """:func:`class_archive` for a command that passes ``jars`` (None: resolved by Ivy on the way)."""
+    return archive_path(config.stack.cache_dir, archive_key(spark_home(), java_executable(os.environ), jars or []))
 
 
 class ClassArchiveError(RuntimeError):

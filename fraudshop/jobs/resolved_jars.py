@@ -61,11 +61,11 @@ def recorded_jars(ivy_dir: Path, packages: Sequence[str]) -> list[Path] | None:
     return [Path(jar) for jar in jars]
 
 
-def dependency_options(ivy_dir: Path, packages: Sequence[str]) -> list[str]:
-    """spark-submit options that give the job ``packages``: their recorded jars with ``--jars``, else
-    the coordinates for Ivy to resolve (into ``ivy_dir``, which ``--conf spark.jars.ivy`` must name)
-    and for the driver to record (see :func:`record_resolution`)."""
-    jars = recorded_jars(ivy_dir, packages)
+def dependency_options(jars: list[Path] | None, packages: Sequence[str]) -> list[str]:
+    """spark-submit options that give the job ``packages``: their recorded ``jars`` (what
+    :func:`recorded_jars` returned) with ``--jars``, else the coordinates for Ivy to resolve (into
+    the directory ``--conf spark.jars.ivy`` names) and for the driver to record (see
+    :func:`record_resolution`)."""
     if jars is None:
         return ["--conf", f"{PACKAGES}={','.join(packages)}"]
     return ["--jars", ",".join(map(str, jars))]

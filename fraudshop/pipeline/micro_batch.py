@@ -71,13 +71,10 @@ class MicroBatchProcessor:
         with metrics.step("transactions"):
             self.store.write_transactions(valid_transactions(observed))
 
-    def _flag_recent_transactions(self, parsed: DataFrame, recent_from: datetime, metrics: BatchMetrics) -> None:
+    def _flag_recent_transactions(self, recent: DataFrame, recent_from: datetime, metrics: BatchMetrics) -> None:
         with metrics.step("alerts"):
-            changes = self.recent_changes.covering(parsed.sparkSession, recent_from)
+            changes = self.recent_changes.covering(recent.sparkSession, recent_from)
             if changes is not None:  # else no recent transaction can be flagged
-                recent = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,)).where(
-                    F.col("tranpostdt") >= F.lit(recent_from)
-                )
                 metrics.alert_rows += self._flag_transactions(recent, changes)
 
     def _flag_transactions(self, transactions: DataFrame, changes: DataFrame) -> int:
@@ -114,9 +111,11 @@ class MicroBatchProcessor:
         # Recent transactions are matched against the changes held for the batch, older ones (rare)
         # against their accounts' partitions once the observed counts say there are some.
         recent_from = self.recent_changes.recent_from(self.wall_clock())
-        older = F.col("reject_reason").isNull() & (F.col("tranpostdt") < F.lit(recent_from))
+        is_recent = F.col("tranpostdt") >= F.lit(recent_from)
+        older = F.col("reject_reason").isNull() & ~is_recent
         # Read by the transaction write, the rejects write and the detection.
         with computed_once(all_parsed) as parsed:
+            transactions = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,))
             # Observed above the checkpoint, never inside it: metrics inside it are not reported when
             # its blocks are read instead of computed, and get() would wait for ever.
             arrivals = Observation()
@@ -132,7 +131,7 @@ class MicroBatchProcessor:
             run_side_by_side(
                 self._steps,
                 partial(self._write_transactions, observed, metrics),
-                partial(self._flag_recent_transactions, parsed, recent_from, metrics),
+                partial(self._flag_recent_transactions, transactions.where(is_recent), recent_from, metrics),
             )
             counts = arrivals.get
             metrics.kafka_records, metrics.rejected = counts["kafka_records"], counts["rejected"]
@@ -142,7 +141,7 @@ class MicroBatchProcessor:
             batch_at = _from_micros(counts["batch_micros"])
             if counts["older"]:  # rare: replays, late files
                 with metrics.step("older_transactions"):
-                    older_transactions = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,)).where(older)
+                    older_transactions = transactions.where(~is_recent)
                     changes = self.store.changes_of_accounts(older_transactions.select("account_no"))
                     metrics.alert_rows += self._flag_transactions(older_transactions, changes)
             if metrics.rejected:

@@ -114,29 +114,22 @@ def stored_alerts(store: InMemoryStore) -> set[Alert]:
 # are 24 to 84 h old, so these send all of them, some, or none along each path.
 recent_hours = st.sampled_from([0, 50, 1000])
 CLOCK = datetime(2026, 11, 23, 12, tzinfo=UTC)
+# A change 20 h after BASE, then a batch of another account, then one of a transaction of its account
+# 20 h after the change (44 h before CLOCK): run with it recent and not recent, it takes each path.
+CHANGE_THEN_TWO_BATCHES: list[Step] = [
+    ProfileChange("ACC-1", "CUST-X", "other", BASE + timedelta(hours=20)),
+    [Txn("ACC-2", BASE + timedelta(hours=40), "T3")],
+    [Txn("ACC-1", BASE + timedelta(hours=40), "T2")],
+]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(script=steps, recent=recent_hours)
 # A recent transaction (34 h or less before the batch) after a change that is not recent, scanned by an
 # earlier batch: the changes held for the batch must reach one window before the oldest recent transaction.
-@example(
-    script=[
-        ProfileChange("ACC-1", "CUST-X", "other", BASE + timedelta(hours=20)),
-        [Txn("ACC-2", BASE + timedelta(hours=40), "T3")],
-        [Txn("ACC-1", BASE + timedelta(hours=40), "T2")],
-    ],
-    recent=50,
-)
+@example(script=CHANGE_THEN_TWO_BATCHES, recent=50)
 # The same, the transaction not recent: matched against its account's partition.
-@example(
-    script=[
-        ProfileChange("ACC-1", "CUST-X", "other", BASE + timedelta(hours=20)),
-        [Txn("ACC-2", BASE + timedelta(hours=40), "T3")],
-        [Txn("ACC-1", BASE + timedelta(hours=40), "T2")],
-    ],
-    recent=0,
-)
+@example(script=CHANGE_THEN_TWO_BATCHES, recent=0)
 # The account changes owner after its transaction was flagged: CUST-X's alert must go.
 @example(
     script=[

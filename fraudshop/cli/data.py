@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fraudshop.cli.registry import Commands, add_command
+from fraudshop.cli.registry import Commands, add_command, iso_time
 from fraudshop.config import Config
 from fraudshop.model.changes import CHANGE_TYPES
 from fraudshop.model.records import FORMATS
@@ -57,11 +57,13 @@ def produce(config: Config, args: argparse.Namespace) -> int:
 def change(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.io.cassandra.changes import record_profile_change
     from fraudshop.io.cassandra.session import cassandra_session
-    from fraudshop.model.changes import ProfileChange
+    from fraudshop.model.changes import ProfileChange, checked_change_time
 
-    changed_at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
-    if changed_at.tzinfo is None:
-        changed_at = changed_at.replace(tzinfo=UTC)
+    try:
+        changed_at = checked_change_time(args.at, datetime.now(UTC), config.api.max_future_skew)
+    except ValueError as error:
+        print(f"fraudshop: --at: {error}", file=sys.stderr)
+        return 2
     profile_change = ProfileChange(args.account, args.customer, args.type, changed_at)
     with cassandra_session(config.cassandra) as session:
         record_profile_change(session, config.cassandra.keyspace, profile_change)
@@ -90,4 +92,4 @@ def register(commands: Commands) -> None:
     changer.add_argument("--account", required=True)
     changer.add_argument("--customer", required=True)
     changer.add_argument("--type", required=True, choices=CHANGE_TYPES)
-    changer.add_argument("--at", help="ISO-8601 time of the change (default: now; naive = UTC)")
+    changer.add_argument("--at", type=iso_time, help="ISO-8601 time of the change (default: now; naive = UTC)")

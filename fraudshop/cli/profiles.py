@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from fraudshop.cli.registry import Commands, add_command
+from fraudshop.cli.registry import Commands, add_command, iso_time
 from fraudshop.config import Config
 
 if TYPE_CHECKING:  # imported when a command runs: `fraudshop --help` stays fast
@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # imported when a command runs: `fraudshop --help` stays fast
 
 def _parsed_profile(config: Config, args: argparse.Namespace) -> CustomerProfile | str:
     """The profile of ``set``'s arguments, or what is wrong with them."""
-    from fraudshop.model.profiles import CustomerProfile, InvalidProfileField
+    from fraudshop.model.changes import InvalidField
+    from fraudshop.model.profiles import CustomerProfile
 
     missing = [f"--{name}" for name in ("email", "phone", "city", "country") if getattr(args, name) is None]
     if missing or not args.address_line:
@@ -35,7 +36,7 @@ def _parsed_profile(config: Config, args: argparse.Namespace) -> CustomerProfile
             args.account,
             config.api.max_id_length,
         )
-    except InvalidProfileField as error:
+    except InvalidField as error:
         return str(error)
 
 
@@ -63,14 +64,22 @@ def _show(store: ProfileStore, customer_id: str) -> int:
     return 0
 
 
-def _set(store: ProfileStore, new_profile: CustomerProfile, changed_at: datetime) -> int:
+def _set(store: ProfileStore, new_profile: CustomerProfile, changed_at: datetime | None) -> int:
     from fraudshop.io.cassandra.profiles import OutOfOrderUpdate, ProfileOutcome, UpdateContention
+    from fraudshop.io.cassandra.session import CASSANDRA_UNAVAILABLE
     from fraudshop.lab.console import print_table
 
     try:
         update = store.set_profile(new_profile, changed_at)
     except (OutOfOrderUpdate, UpdateContention) as error:
         print(f"fraudshop: {error}", file=sys.stderr)
+        return 1
+    except CASSANDRA_UNAVAILABLE as error:  # the update is completed later if its claim applied
+        print(
+            f"fraudshop: Cassandra did not answer in time ({type(error).__name__}): the update may or may not "
+            "have been applied; running the same command again is safe",
+            file=sys.stderr,
+        )
         return 1
     customer = new_profile.customer_id
     if update.outcome is ProfileOutcome.CHANGED:
@@ -91,6 +100,7 @@ def _set(store: ProfileStore, new_profile: CustomerProfile, changed_at: datetime
 def profile(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.io.cassandra.profiles import ProfileStore
     from fraudshop.io.cassandra.session import cassandra_session
+    from fraudshop.model.changes import checked_change_time
 
     if args.action != "sweep" and not args.customer:
         print(f"fraudshop: profile {args.action} needs --customer", file=sys.stderr)
@@ -99,9 +109,11 @@ def profile(config: Config, args: argparse.Namespace) -> int:
     if isinstance(new_profile, str):  # refused before anything is written
         print(f"fraudshop: {new_profile}", file=sys.stderr)
         return 2
-    changed_at = datetime.fromisoformat(args.at) if args.at else datetime.now(UTC)
-    if changed_at.tzinfo is None:
-        changed_at = changed_at.replace(tzinfo=UTC)
+    try:  # without --at: now, as the store decides it
+        changed_at = checked_change_time(args.at, datetime.now(UTC), config.api.max_future_skew) if args.at else None
+    except ValueError as error:
+        print(f"fraudshop: --at: {error}", file=sys.stderr)
+        return 2
     with cassandra_session(config.cassandra) as session:
         store = ProfileStore(session, config.cassandra.keyspace, config.profiles.stale_after)
         if args.action == "sweep":
@@ -123,4 +135,4 @@ def register(commands: Commands) -> None:
     parser.add_argument("--postcode", default="")
     parser.add_argument("--country", help="ISO 3166-1 alpha-2 or alpha-3 code, or English name")
     parser.add_argument("--account", action="append", default=[], help="an account of the customer; repeat for each")
-    parser.add_argument("--at", help="ISO-8601 time of the change (default: now; naive = UTC)")
+    parser.add_argument("--at", type=iso_time, help="ISO-8601 time of the change (default: now; naive = UTC)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeAlias
 
 from fraudshop.config import Config
@@ -21,3 +22,9 @@ def add_command(commands: Commands, name: str, handler: Handler, help: str) -> a
     add_config_arguments(parser)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def iso_time(text: str) -> datetime:
+    """An ``--at`` value: an ISO-8601 time, naive = UTC (argparse names the option when it is not one)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

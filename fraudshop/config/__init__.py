@@ -126,6 +126,10 @@ class ApiConfig(_Section):
     max_future_skew_seconds: NotNegative
     max_id_length: AtLeastOne
 
+    @property
+    def max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.max_future_skew_seconds)
+
 
 class ProfilesConfig(_Section):
     stale_update_seconds: Annotated[float, Field(gt=0)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 
@@ -30,6 +30,40 @@ def to_cassandra_time(moment: datetime) -> datetime:
         raise ValueError("a time zone is required")
     utc = moment.astimezone(UTC)
     return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+class InvalidField(ValueError):
+    """An input field that is not a valid value: ``field`` is its dotted path (``address.country``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def checked_id(field: str, value: str, max_length: int) -> str:
+    """An id (account, customer) without surrounding whitespace; :class:`InvalidField` if that
+    leaves it empty or longer than ``max_length``."""
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidField(field, f"{field} must not be empty")
+    if len(stripped) > max_length:
+        raise InvalidField(field, f"{field} is {len(stripped)} characters, more than {max_length}")
+    return stripped
+
+
+def checked_change_time(changed_at: datetime | None, now: datetime, max_future_skew: timedelta) -> datetime:
+    """When a profile changed: ``changed_at`` (naive = UTC), else ``now``. Refused (ValueError) when
+    further ahead of ``now`` than writers' clocks drift: its window would start in the future, and
+    a stored profile that new would refuse every real update until then."""
+    moment = changed_at or now
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment > now + max_future_skew:
+        raise ValueError(
+            f"changed_at {moment.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')})"
+        )
+    return moment
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,7 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
-from fraudshop.model.changes import ChangeType, ProfileChange, to_cassandra_time
-
-
-class InvalidProfileField(ValueError):
-    """A profile field that is not a valid value: ``field`` is its dotted path (``address.country``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+from fraudshop.model.changes import ChangeType, InvalidField, ProfileChange, checked_id, to_cassandra_time
 
 
 def normalised_email(raw: str) -> str:
@@ -37,7 +28,7 @@ def normalised_email(raw: str) -> str:
     try:
         return validate_email(raw.strip(), check_deliverability=False).normalized
     except EmailNotValidError as error:
-        raise InvalidProfileField("email", f"{raw!r} is not a valid email address: {error}") from None
+        raise InvalidField("email", f"{raw!r} is not a valid email address: {error}") from None
 
 
 def normalised_phone(raw: str, region: str) -> str:
@@ -49,9 +40,9 @@ def normalised_phone(raw: str, region: str) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as error:
-        raise InvalidProfileField("phone", f"{raw!r} is not a phone number: {error}") from None
+        raise InvalidField("phone", f"{raw!r} is not a phone number: {error}") from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidProfileField(
+        raise InvalidField(
             "phone", f"{raw!r} is not a valid number in {phonenumbers.region_code_for_number(number) or region}'s plan"
         )
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -63,7 +54,7 @@ def country_code(raw: str) -> str:
     try:
         return str(pycountry.countries.lookup(raw.strip()).alpha_2)
     except LookupError:
-        raise InvalidProfileField(
+        raise InvalidField(
             "address.country", f"{raw!r} is not an ISO 3166-1 country code (GB, GBR) or English name"
         ) from None
 
@@ -75,12 +66,10 @@ def _tidy(text: str) -> str:
 
 #: Apostrophes join the parts of one word, so they are dropped rather than read as a space: many
 #: customer systems strip them, and ``St John's Road`` re-entered as ``St Johns Road`` is no move.
-_APOSTROPHES = frozenset("'\u2018\u2019\u02bc`")
+_APOSTROPHES = frozenset("'\u2018\u2019\u02bc\u00b4\u2032`")
 
 
 def _comparison_character(character: str) -> str:
-    if character in _APOSTROPHES:
-        return ""
     return " " if unicodedata.category(character).startswith("P") else character
 
 
@@ -88,7 +77,9 @@ def address_words(text: str) -> str:
     """The comparison form of address text: compatibility-normalised (NFKC), case-folded,
     apostrophes dropped, every other punctuation character read as a space (so ``1/2`` stays two
     numbers), whitespace collapsed. ``12, St. John's Rd`` → ``12 st johns rd``."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    # Apostrophes go first: NFKC turns the acute accent (U+00B4) into a space and a combining mark.
+    unquoted = "".join(c for c in text if c not in _APOSTROPHES)
+    folded = unicodedata.normalize("NFKC", unquoted).casefold()
     return " ".join("".join(_comparison_character(c) for c in folded).split())
 
 
@@ -105,9 +96,9 @@ class PostalAddress:
     def parse(cls, lines: Sequence[str], city: str, postcode: str, country: str) -> PostalAddress:
         tidied = tuple(line for line in (_tidy(line) for line in lines) if line)
         if not tidied:
-            raise InvalidProfileField("address.lines", "an address needs at least one non-blank line")
+            raise InvalidField("address.lines", "an address needs at least one non-blank line")
         if not _tidy(city):
-            raise InvalidProfileField("address.city", "must not be blank")
+            raise InvalidField("address.city", "must not be blank")
         return cls(tidied, _tidy(city), _tidy(postcode).upper(), country_code(country))
 
     @property
@@ -145,18 +136,16 @@ class CustomerProfile:
         accounts: Iterable[str],
         max_id_length: int = 64,
     ) -> CustomerProfile:
-        """Validate and normalise every field; the first invalid one raises :class:`InvalidProfileField`."""
-        _check_id("customer_id", customer_id, max_id_length)
-        accounts = tuple(accounts)  # iterated twice (checked, then stored): a generator would be empty the second time
-        for account in accounts:
-            _check_id("accounts", account, max_id_length)
+        """Validate and normalise every field; the first invalid one raises :class:`InvalidField`."""
+        customer = checked_id("customer_id", customer_id, max_id_length)
+        held = frozenset(checked_id("accounts", account, max_id_length) for account in accounts)
         address = PostalAddress.parse(address_lines, city, postcode, country)
         return cls(
-            customer_id=customer_id.strip(),
+            customer_id=customer,
             email=normalised_email(email),
             phone=normalised_phone(phone, address.country),
             address=address,
-            accounts=frozenset(account.strip() for account in accounts),
+            accounts=held,
         )
 
     def to_json(self) -> str:
@@ -181,15 +170,6 @@ class CustomerProfile:
             phone=data["phone"],
             address=PostalAddress(tuple(address["lines"]), address["city"], address["postcode"], address["country"]),
             accounts=frozenset(data["accounts"]),
-        )
-
-
-def _check_id(name: str, value: str, max_length: int) -> None:
-    if not value.strip():
-        raise InvalidProfileField(name, "must not be blank")
-    if len(value.strip()) > max_length:
-        raise InvalidProfileField(
-            name, f"{value.strip()[:20]!r}… is {len(value.strip())} characters, more than {max_length}"
         )
 
 

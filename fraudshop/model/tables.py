@@ -29,7 +29,7 @@ CHANGE_LOG_KEY: tuple[str, ...] = ("recorded_hour", "recorded_at", *CHANGE_KEY)
 PREVIOUS_CUSTOMER = "previous_customer_id"
 CHANGE_LOG_COLUMNS: tuple[str, ...] = (*CHANGE_LOG_KEY, "customer_id", PREVIOUS_CUSTOMER)
 
-#: bank.customer: the current profile (its fields, in table order), then the update pending on it.
+#: bank.customer: the current profile (its fields, in table order), its version, then the update pending on it.
 CUSTOMER_KEY: tuple[str, ...] = ("customer_id",)
 PROFILE_COLUMNS: tuple[str, ...] = (
     *CUSTOMER_KEY,
@@ -42,7 +42,7 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "accounts",
     "updated_at",
 )
-CUSTOMER_COLUMNS: tuple[str, ...] = (*PROFILE_COLUMNS, "pending_update", "pending_since")
+CUSTOMER_COLUMNS: tuple[str, ...] = (*PROFILE_COLUMNS, "version", "pending_update", "pending_since")
 
 #: bank.job_progress.
 JOB_PROGRESS_COLUMNS: tuple[str, ...] = ("job", "changes_scanned_until")

@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, cast
 
@@ -24,9 +24,9 @@ from fraudshop.config import Config, ConfigError
 from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.cassandra.profiles import OutOfOrderUpdate, ProfileOutcome, ProfileStore, UpdateContention
 from fraudshop.io.cassandra.reads import BadPageToken, Page, alerts_of_customer, alerts_of_day, changes_of_customer
-from fraudshop.io.cassandra.session import cassandra_session
-from fraudshop.model.changes import ChangeType, ProfileChange
-from fraudshop.model.profiles import CustomerProfile, InvalidProfileField
+from fraudshop.io.cassandra.session import CASSANDRA_UNAVAILABLE, cassandra_session
+from fraudshop.model.changes import ChangeType, InvalidField, ProfileChange, checked_change_time, checked_id
+from fraudshop.model.profiles import CustomerProfile
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,18 @@ class ProfileIn(BaseModel):
     )
 
 
+class StoredAddress(BaseModel):
+    lines: list[str]
+    city: str
+    postcode: str = Field(description="Upper case")
+    country: str = Field(description="ISO 3166-1 alpha-2")
+
+
 class ProfileOut(BaseModel):
     customer_id: str
     email: str
     phone: str = Field(description="E.164, with ;ext= if the number has an extension")
-    address: AddressIn
+    address: StoredAddress
     accounts: list[str]
     updated_at: datetime
 
@@ -76,7 +83,7 @@ class ProfileOut(BaseModel):
             customer_id=profile.customer_id,
             email=profile.email,
             phone=profile.phone,
-            address=AddressIn(
+            address=StoredAddress(
                 lines=list(address.lines), city=address.city, postcode=address.postcode, country=address.country
             ),
             accounts=sorted(profile.accounts),
@@ -174,25 +181,18 @@ def create_app(config: Config) -> FastAPI:
 
     def change_from(account_no: str, customer_id: str, change_type: str, changed_at: datetime | None) -> ProfileChange:
         """Validate every field against the rules the schema cannot express; nothing is written on error."""
-        for field, value in (("account_no", account_no), ("customer_id", customer_id)):
-            if not value.strip():
-                raise _field_error(field, f"{field} must not be empty")
-            if len(value) > config.api.max_id_length:
-                raise _field_error(field, f"{field} is {len(value)} characters, more than {config.api.max_id_length}")
-        return ProfileChange(account_no.strip(), customer_id.strip(), change_type, change_time(changed_at))
+        try:
+            account = checked_id("account_no", account_no, config.api.max_id_length)
+            customer = checked_id("customer_id", customer_id, config.api.max_id_length)
+        except InvalidField as error:
+            raise _field_error(error.field, error.message) from None
+        return ProfileChange(account, customer, change_type, change_time(changed_at))
 
     def change_time(changed_at: datetime | None) -> datetime:
-        """``changed_at`` (naive = UTC), or now; refused when further in the future than writers' clocks drift."""
-        now = datetime.now(UTC)
-        moment = changed_at or now
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        if moment > now + timedelta(seconds=config.api.max_future_skew_seconds):
-            raise _field_error(
-                "changed_at",
-                f"changed_at {moment.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')})",
-            )
-        return moment
+        try:
+            return checked_change_time(changed_at, datetime.now(UTC), config.api.max_future_skew)
+        except ValueError as error:
+            raise _field_error("changed_at", str(error)) from None
 
     def store_of(change: ProfileChange, recorded_at: datetime) -> StoredChange:
         return StoredChange(**dataclasses.asdict(change), recorded_at=recorded_at)
@@ -242,7 +242,7 @@ def create_app(config: Config) -> FastAPI:
         responses={
             201: {"description": "The customer's first profile, stored as the baseline", "model": ProfileUpdateOut},
             409: {"description": "An update with changes older than the stored profile"},
-            503: {"description": "Other updates of the customer kept it busy; retry"},
+            503: {"description": "Other updates kept the customer busy, or Cassandra did not answer; resend"},
         },
     )
     def put_profile(customer_id: str, request: ProfileIn, profiles: Profiles, response: Response) -> ProfileUpdateOut:
@@ -251,7 +251,7 @@ def create_app(config: Config) -> FastAPI:
         account_removed) and account the customer holds. Fields are normalised first, so a
         formatting edit is no change. The first profile is the baseline (201, nothing recorded);
         the same profile again records nothing."""
-        changed_at = change_time(request.changed_at)
+        changed_at = None if request.changed_at is None else change_time(request.changed_at)
         address = request.address
         try:
             profile = CustomerProfile.parse(
@@ -265,7 +265,7 @@ def create_app(config: Config) -> FastAPI:
                 request.accounts,
                 config.api.max_id_length,
             )
-        except InvalidProfileField as error:
+        except InvalidField as error:
             raise _field_error(error.field, error.message, "path" if error.field == "customer_id" else "body") from None
         try:
             update = profiles.set_profile(profile, changed_at)
@@ -275,6 +275,13 @@ def create_app(config: Config) -> FastAPI:
             raise HTTPException(
                 HTTPStatus.SERVICE_UNAVAILABLE, detail=str(error), headers={"Retry-After": "1"}
             ) from None
+        except CASSANDRA_UNAVAILABLE as error:  # a claim may or may not have applied: it is completed either way
+            raise HTTPException(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                detail=f"Cassandra did not answer in time ({type(error).__name__}); the update may or may not "
+                "have been applied, and sending the same profile again is safe",
+                headers={"Retry-After": "5"},
+            ) from None
         if update.outcome is ProfileOutcome.BASELINE:
             response.status_code = status.HTTP_201_CREATED
         recorded_at = update.recorded_at
@@ -283,10 +290,15 @@ def create_app(config: Config) -> FastAPI:
             outcome=update.outcome, profile=ProfileOut.of(update.profile, update.updated_at), changes=changes
         )
 
-    @app.get("/customers/{customer_id}/profile", dependencies=protected, tags=["profiles"])
+    @app.get(
+        "/customers/{customer_id}/profile",
+        dependencies=protected,
+        tags=["profiles"],
+        responses={404: {"description": "No profile stored for the customer"}},
+    )
     def get_profile(customer_id: str, profiles: Profiles) -> ProfileOut:
         """The customer's stored profile, as the last update left it (normalised)."""
-        stored = profiles.read(customer_id)
+        stored = profiles.read(customer_id.strip())  # as PUT stores it
         if stored is None:
             raise HTTPException(HTTPStatus.NOT_FOUND, detail=f"no profile stored for customer {customer_id}")
         return ProfileOut.of(stored.profile, stored.updated_at)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cassandra import WriteTimeout, WriteType
 from cassandra.cluster import Session
 from fastapi.testclient import TestClient
 
@@ -229,8 +230,8 @@ def test_an_update_left_pending_by_a_dead_writer_is_completed_by_the_sweep(
     claim = PendingUpdate(parse(edited(phone="+1 650 253 0000")), changed_at).to_json()
     applied = cassandra.execute(
         f"UPDATE {keyspace}.customer SET pending_update = %s, pending_since = %s "
-        "WHERE customer_id = 'CUST-ALICE' IF updated_at = %s AND pending_update = null",
-        (claim, changed_at, LAST_WEEK),
+        "WHERE customer_id = 'CUST-ALICE' IF pending_update = null",
+        (claim, changed_at),
     ).one()
     assert applied[0], "the claim must apply"
     assert not recorded(cassandra, keyspace)
@@ -251,13 +252,56 @@ def test_a_writer_completes_a_stale_pending_update_before_its_own(cassandra: Ses
     claimed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     claim = PendingUpdate(parse(edited(phone="+1 650 253 0000")), claimed_at).to_json()
     cassandra.execute(
-        f"UPDATE {keyspace}.customer SET pending_update = %s, pending_since = %s WHERE customer_id = 'CUST-ALICE'",
+        f"UPDATE {keyspace}.customer SET pending_update = %s, pending_since = %s WHERE customer_id = 'CUST-ALICE' "
+        "IF pending_update = null",
         (claim, claimed_at),
     )
     update = store.set_profile(parse(edited(phone="+1 650 253 0000", email="a2@example.com")), datetime.now(UTC))
     assert update.outcome is ProfileOutcome.CHANGED
     assert [change.change_type for change in update.changes] == ["email", "email"]
     assert recorded(cassandra, keyspace) == {(a, t) for a in ("ACC-1", "ACC-2") for t in ("phone", "email")}
+
+
+def test_an_update_diffed_against_a_profile_replaced_meanwhile_claims_nothing(
+    cassandra: Session, api_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two updates may carry the same changed_at: a claim conditioned on updated_at alone would let
+    one diffed against a profile replaced meanwhile apply, and lose the change in between."""
+    keyspace = api_config.cassandra.keyspace
+    store = ProfileStore(cassandra, keyspace, timedelta(seconds=10))
+    store.set_profile(parse(ALICE), LAST_WEEK)
+    stale = store.read("CUST-ALICE")
+    # B changes the email, at the stored profile's own time: updated_at stays LAST_WEEK.
+    assert store.set_profile(parse(edited(email="b@example.com")), LAST_WEEK).outcome is ProfileOutcome.CHANGED
+    # A read the profile before B's update, and changes the phone (its email is the first one).
+    reads = iter([stale])
+    real_read = store.read
+    monkeypatch.setattr(store, "read", lambda customer: next(reads, None) or real_read(customer))
+    later = LAST_WEEK + timedelta(hours=1)
+    update = store.set_profile(parse(edited(phone="+1 650 253 0000")), later)
+    # A's claim against the old version fails; it diffs against B's profile: the email went back too.
+    assert sorted({change.change_type for change in update.changes}) == ["email", "phone"]
+    email_changes = cassandra.execute(f"SELECT last_updated FROM {keyspace}.cust_change WHERE account_no = 'ACC-1'")
+    assert sorted(row.last_updated.replace(tzinfo=UTC) for row in email_changes) == [LAST_WEEK, later, later]
+
+
+def test_a_profile_write_cassandra_did_not_acknowledge_is_a_503_safe_to_resend(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def timed_out(self: ProfileStore, profile: CustomerProfile, changed_at: datetime | None = None) -> None:
+        raise WriteTimeout("the claim's Paxos round timed out", write_type=WriteType.CAS)
+
+    monkeypatch.setattr(ProfileStore, "set_profile", timed_out)
+    response = put(client, ALICE)
+    assert response.status_code == 503, response.text
+    assert "sending the same profile again is safe" in response.json()["detail"]
+    assert response.headers["Retry-After"]
+
+
+def test_a_blank_customer_id_in_the_path_is_refused_naming_it(client: TestClient) -> None:
+    response = put(client, ALICE, customer="%20")
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["path", "customer_id"]]
 
 
 def test_profile_set_on_the_command_line(
@@ -283,3 +327,12 @@ def test_profile_set_on_the_command_line(
     assert recorded(cassandra, keyspace) == {("ACC-9", "phone")}
     assert run("show") == 0
     assert "+441174960999" in capsys.readouterr().out
+    # A time too far ahead would lock the profile against every real update until then.
+    assert run("set", "--email", "bob2@example.com", "--phone", "+44 117 496 0999", *address, "--at", "2099-01-01") == 2
+    assert "--at: changed_at 2099-01-01T00:00:00+00:00 is in the future" in capsys.readouterr().err
+    assert recorded(cassandra, keyspace) == {("ACC-9", "phone")}
+    with pytest.raises(SystemExit):  # argparse names the option and exits 2
+        run("set", "--at", "yesterday")
+    assert "--at: invalid iso_time value: 'yesterday'" in capsys.readouterr().err
+    assert fraudshop_main(["profile", "sweep", *stack, "--set", f"cassandra.keyspace={keyspace}"]) == 0
+    assert "completed 0 pending profile update(s)" in capsys.readouterr().out

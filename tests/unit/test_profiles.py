@@ -16,10 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudshop.model.changes import ChangeType, ProfileChange
+from fraudshop.model.changes import ChangeType, InvalidField, ProfileChange, checked_change_time
 from fraudshop.model.profiles import (
     CustomerProfile,
-    InvalidProfileField,
     PostalAddress,
     address_words,
     changed_fields,
@@ -59,7 +58,7 @@ def address(
     return PostalAddress.parse(lines, city, postcode, country)
 
 
-def field_of(error: pytest.ExceptionInfo[InvalidProfileField]) -> str:
+def field_of(error: pytest.ExceptionInfo[InvalidField]) -> str:
     return error.value.field
 
 
@@ -140,7 +139,7 @@ def test_email_real_edit_is_a_change(stored: str, edited: str) -> None:
     ],
 )
 def test_invalid_email_raises_naming_the_field(raw: str) -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         normalised_email(raw)
     assert field_of(error) == "email"
     assert repr(raw) in str(error.value)
@@ -304,7 +303,7 @@ def test_phone_real_edit_is_a_change(stored: str, edited: str) -> None:
     ],
 )
 def test_invalid_phone_raises_naming_the_field(raw: str, region: str) -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         normalised_phone(raw, region)
     assert field_of(error) == "phone"
     assert repr(raw) in str(error.value)
@@ -312,7 +311,7 @@ def test_invalid_phone_raises_naming_the_field(raw: str, region: str) -> None:
 
 def test_invalid_phone_in_a_profile_names_the_phone() -> None:
     """The phone is read in the address's country, so a US national number with a GB address is invalid."""
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         alice(phone="650 253 0000")
     assert field_of(error) == "phone"
 
@@ -394,13 +393,13 @@ def test_country_by_code_or_english_name(raw: str, alpha_2: str) -> None:
 
 @pytest.mark.parametrize("raw", ["", "  ", "Narnia", "XX", "ZZZ", "Englandshire"])
 def test_unknown_country_raises_naming_the_field(raw: str) -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         country_code(raw)
     assert field_of(error) == "address.country"
 
 
 def test_unknown_country_in_a_profile_names_the_country() -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         alice(country="Narnia")
     assert field_of(error) == "address.country"
 
@@ -466,6 +465,8 @@ def test_address_formatting_edit_is_no_change(edited: dict[str, Any]) -> None:
         ("St John\u2019s Road", "St John's Road"),  # typographic and typewriter apostrophes
         ("Queen's Gate", "QUEENS GATE"),
         ("O'Brien House", "OBrien House"),
+        ("St John\u00b4s Road", "St John's Road"),  # an acute accent typed for one: NFKC must not split it
+        ("St John\u2032s Road", "St Johns Road"),  # a prime
     ],
 )
 def test_apostrophe_edit_is_no_change(stored: str, edited: str) -> None:
@@ -520,17 +521,17 @@ def test_punctuation_between_numbers_still_separates_them(stored: str, edited: s
 
 @pytest.mark.parametrize("lines", [[], [""], ["   "], ["", "\t", " \n "]])
 def test_address_without_a_line_raises_naming_the_lines(lines: list[str]) -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         address(lines)
     assert field_of(error) == "address.lines"
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         alice(address_lines=lines)
     assert field_of(error) == "address.lines"
 
 
 @pytest.mark.parametrize("city", ["", "   ", "\t\n"])
 def test_blank_city_raises_naming_the_city(city: str) -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         address(city=city)
     assert field_of(error) == "address.city"
 
@@ -623,7 +624,7 @@ def test_any_whitespace_case_or_punctuation_variant_of_an_address_is_the_same_ad
     ],
 )
 def test_bad_ids_raise_naming_the_field(overrides: dict[str, Any], field: str) -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         alice(**overrides)
     assert field_of(error) == field
 
@@ -645,7 +646,7 @@ def test_a_customer_may_hold_no_account() -> None:
 
 
 def test_the_first_invalid_field_raises() -> None:
-    with pytest.raises(InvalidProfileField) as error:
+    with pytest.raises(InvalidField) as error:
         alice(customer_id="", email="not an email", phone="nope")
     assert field_of(error) == "customer_id"
 
@@ -821,3 +822,20 @@ def test_json_round_trip(profile: CustomerProfile) -> None:
 
 def test_json_lists_accounts_in_order() -> None:
     assert '"accounts": ["ACC-1", "ACC-2", "ACC-3"]' in alice(accounts=["ACC-3", "ACC-1", "ACC-2"]).to_json()
+
+
+# --- when a change happened: the API's, `profile set`'s and `change`'s one rule ---------------------
+
+CHECK_NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+SKEW = timedelta(seconds=300)
+
+
+def test_change_time_defaults_to_now_and_reads_naive_times_as_utc() -> None:
+    assert checked_change_time(None, CHECK_NOW, SKEW) == CHECK_NOW
+    assert checked_change_time(datetime(2026, 11, 29, 9), CHECK_NOW, SKEW) == datetime(2026, 11, 29, 9, tzinfo=UTC)
+
+
+def test_change_time_may_run_ahead_by_the_allowed_skew_only() -> None:
+    assert checked_change_time(CHECK_NOW + SKEW, CHECK_NOW, SKEW) == CHECK_NOW + SKEW
+    with pytest.raises(ValueError, match="is in the future"):
+        checked_change_time(CHECK_NOW + SKEW + timedelta(milliseconds=1), CHECK_NOW, SKEW)

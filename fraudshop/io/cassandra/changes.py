@@ -11,6 +11,7 @@ from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
+from fraudshop.io.cassandra.session import prepared
 from fraudshop.model.changes import ProfileChange, recorded_hour, to_cassandra_time
 from fraudshop.model.tables import (
     CHANGE_BY_CUSTOMER_KEY,
@@ -40,9 +41,10 @@ def add_change_statements(
 ) -> None:
     """Add the writes of ``change`` to the three tables, recorded at ``recorded_at``, to ``batch``."""
     # At LOCAL_QUORUM, like the batch: a read at ONE could miss the owner being replaced.
-    read = session.prepare(f"SELECT customer_id FROM {keyspace}.cust_change WHERE {key_condition(CHANGE_KEY)}")
-    read.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-    current = session.execute(read, change.key).one()
+    read = prepared(session, f"SELECT customer_id FROM {keyspace}.cust_change WHERE {key_condition(CHANGE_KEY)}")
+    bound = read.bind(change.key)
+    bound.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+    current = session.execute(bound).one()
     previous = current.customer_id if current and current.customer_id != change.customer_id else None
     values: dict[str, Any] = {
         **dataclasses.asdict(change),
@@ -56,8 +58,8 @@ def add_change_statements(
         ("cust_change_by_customer", CHANGE_BY_CUSTOMER_KEY),
         ("cust_change_log", CHANGE_LOG_COLUMNS),
     ):
-        batch.add(session.prepare(insert_statement(keyspace, table, columns)), [values[column] for column in columns])
+        batch.add(prepared(session, insert_statement(keyspace, table, columns)), [values[column] for column in columns])
     if previous is not None:
         delete = f"DELETE FROM {keyspace}.cust_change_by_customer WHERE {key_condition(CHANGE_BY_CUSTOMER_KEY)}"
         previous_row = {**values, "customer_id": previous}
-        batch.add(session.prepare(delete), [previous_row[column] for column in CHANGE_BY_CUSTOMER_KEY])
+        batch.add(prepared(session, delete), [previous_row[column] for column in CHANGE_BY_CUSTOMER_KEY])

@@ -5,22 +5,28 @@ partition) cannot be compared-and-set in the same batch as its changes (partitio
 ``cust_change`` and the two tables beside it). An update therefore takes three steps, each all or
 nothing, and can be completed by anyone who finds it half done:
 
-1. **claim**: ``UPDATE customer SET pending_update = <the new profile> ... IF updated_at = <the
+1. **claim**: ``UPDATE customer SET pending_update = <the new profile> ... IF version = <the
    version it was diffed against> AND pending_update = null``. Of two concurrent updates of a
-   customer, one claims; the other waits for it, then diffs against the profile it left.
+   customer, one claims; the other waits for it, then diffs against the profile it left. The
+   version is a random id per stored profile, not ``updated_at``: two updates may carry the same
+   ``changed_at``, and a claim made against a profile replaced meanwhile must fail.
 2. **record**: one logged batch of the changes (the stored profile against the pending one).
-3. **replace**: ``UPDATE customer SET <profile> ..., pending_update = null IF pending_update =
-   <the claim>``.
+3. **replace**: ``UPDATE customer SET <profile> ..., version = <a new id>, pending_update = null
+   IF pending_update = <the claim>``.
 
 A writer that dies after step 1 leaves its update pending: the next writer of that customer, or the
 API's sweep (through the ``pending_since`` index), completes it once it is older than
 ``profiles.stale_update_seconds``. Steps 2 and 3 are idempotent, so completing it twice is harmless.
+Staleness compares ``pending_since`` (the claimer's clock) with the observer's: the writers' clocks
+are assumed synchronised (NTP) to well within that time. The claims are serialised with
+LOCAL_SERIAL: within one data centre.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -57,7 +63,6 @@ class OutOfOrderUpdate(Exception):
             f"customer {customer_id}'s stored profile is from {stored_at.isoformat()}, "
             f"later than this update's changed_at {changed_at.isoformat()}"
         )
-        self.stored_at = stored_at
 
 
 class UpdateContention(Exception):
@@ -84,6 +89,7 @@ class PendingUpdate:
 class StoredProfile:
     profile: CustomerProfile
     updated_at: datetime
+    version: uuid.UUID
     pending: PendingUpdate | None
     #: The claim's text, exactly as stored: the replacement's condition.
     pending_text: str | None
@@ -131,10 +137,15 @@ def _stored(row: Any) -> StoredProfile:
     return StoredProfile(
         profile=profile,
         updated_at=_utc(row.updated_at),
+        version=row.version,
         pending=PendingUpdate.from_json(row.pending_update) if row.pending_update else None,
         pending_text=row.pending_update,
         pending_since=_utc(row.pending_since) if row.pending_since else None,
     )
+
+
+#: The profile's own columns, written by the replacement (the key is in its WHERE).
+_PROFILE_FIELDS = PROFILE_COLUMNS[len(CUSTOMER_KEY) :]
 
 
 class _TryAgain(Exception):
@@ -150,19 +161,18 @@ class ProfileStore:
         self.stale_after = stale_after
         table = f"{keyspace}.customer"
         where = key_condition(CUSTOMER_KEY)
-        profile_fields = PROFILE_COLUMNS[len(CUSTOMER_KEY) :]
         self._read = self._prepare(
             f"SELECT {', '.join(CUSTOMER_COLUMNS)} FROM {table} WHERE {where}", ConsistencyLevel.LOCAL_SERIAL
         )
         self._insert_baseline = self._prepare(
-            insert_statement(keyspace, "customer", PROFILE_COLUMNS) + " IF NOT EXISTS"
+            insert_statement(keyspace, "customer", (*PROFILE_COLUMNS, "version")) + " IF NOT EXISTS"
         )
         self._claim = self._prepare(
             f"UPDATE {table} SET pending_update = ?, pending_since = ? WHERE {where} "
-            "IF updated_at = ? AND pending_update = null"
+            "IF version = ? AND pending_update = null"
         )
         self._replace = self._prepare(
-            f"UPDATE {table} SET {', '.join(f'{column} = ?' for column in profile_fields)}, "
+            f"UPDATE {table} SET {', '.join(f'{column} = ?' for column in _PROFILE_FIELDS)}, version = ?, "
             f"pending_update = null, pending_since = null WHERE {where} IF pending_update = ?"
         )
         self._pending_before = self._prepare(
@@ -180,13 +190,14 @@ class ProfileStore:
         row = self._session.execute(self._read, (customer_id,)).one()
         return None if row is None else _stored(row)
 
-    def set_profile(self, profile: CustomerProfile, changed_at: datetime) -> ProfileUpdate:
+    def set_profile(self, profile: CustomerProfile, changed_at: datetime | None = None) -> ProfileUpdate:
         """Store ``profile`` as the customer's, changed at ``changed_at``, and record what changed.
+        Without ``changed_at`` it changed now, or at the stored profile's time if that is later
+        (another writer's clock ahead of ours must not make this update out of order).
 
         Raises :class:`OutOfOrderUpdate` for an update with changes older than the stored profile,
         :class:`UpdateContention` when other writers keep the row busy for longer than
         ``stale_after`` plus a few seconds."""
-        changed_at = to_cassandra_time(changed_at)
         retrying = Retrying(
             retry=retry_if_exception_type(_TryAgain),
             wait=wait_random_exponential(multiplier=0.005, max=0.5),
@@ -203,30 +214,37 @@ class ProfileStore:
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _try_update(self, profile: CustomerProfile, changed_at: datetime) -> ProfileUpdate:
+    def _try_update(self, profile: CustomerProfile, changed_at: datetime | None) -> ProfileUpdate:
         stored = self.read(profile.customer_id)
+        now = to_cassandra_time(datetime.now(UTC))
         if stored is None:
-            values = _profile_values(profile, changed_at)
-            if self._session.execute(self._insert_baseline, [values[c] for c in PROFILE_COLUMNS]).was_applied:
-                return ProfileUpdate(ProfileOutcome.BASELINE, profile, changed_at)
+            at = to_cassandra_time(changed_at) if changed_at else now
+            values = {**_profile_values(profile, at), "version": uuid.uuid4()}
+            inserted = self._session.execute(self._insert_baseline, [values[c] for c in (*PROFILE_COLUMNS, "version")])
+            if inserted.was_applied:
+                return ProfileUpdate(ProfileOutcome.BASELINE, profile, at)
             raise _TryAgain  # another writer stored a first profile meanwhile: diff against it
         if stored.pending is not None:
+            # Its writer is at work (milliseconds), or died: then complete it. Even an update of the
+            # same profile waits, lest both write the changes' log entries.
             if self._is_stale(stored):
                 self._complete(stored)
-            raise _TryAgain  # wait for the update in flight, then diff against the profile it leaves
+            raise _TryAgain  # then diff against the profile it leaves
         if not changed_fields(stored.profile, profile):
             return ProfileUpdate(ProfileOutcome.UNCHANGED, stored.profile, stored.updated_at)
-        if changed_at < stored.updated_at:
-            raise OutOfOrderUpdate(profile.customer_id, changed_at, stored.updated_at)
-        claim = PendingUpdate(profile, changed_at).to_json()
-        since = to_cassandra_time(datetime.now(UTC))
-        claimed = self._session.execute(self._claim, (claim, since, profile.customer_id, stored.updated_at))
+        at = to_cassandra_time(changed_at) if changed_at else max(now, stored.updated_at)
+        if at < stored.updated_at:
+            raise OutOfOrderUpdate(profile.customer_id, at, stored.updated_at)
+        pending = PendingUpdate(profile, at)
+        claim = pending.to_json()
+        claimed = self._session.execute(self._claim, (claim, now, profile.customer_id, stored.version))
         if not claimed.was_applied:
             raise _TryAgain
+        # The row is the one diffed against (its version), frozen until the replacement.
         changes, recorded_at = self._complete(
-            StoredProfile(stored.profile, stored.updated_at, PendingUpdate(profile, changed_at), claim, since)
+            StoredProfile(stored.profile, stored.updated_at, stored.version, pending, claim, now)
         )
-        return ProfileUpdate(ProfileOutcome.CHANGED, profile, changed_at, tuple(changes), recorded_at)
+        return ProfileUpdate(ProfileOutcome.CHANGED, profile, at, tuple(changes), recorded_at)
 
     def _is_stale(self, stored: StoredProfile) -> bool:
         since = stored.pending_since or datetime.min.replace(tzinfo=UTC)
@@ -248,11 +266,7 @@ class ProfileStore:
         values = _profile_values(pending.profile, pending.changed_at)
         replaced = self._session.execute(
             self._replace,
-            [
-                *(values[c] for c in PROFILE_COLUMNS[len(CUSTOMER_KEY) :]),
-                pending.profile.customer_id,
-                stored.pending_text,
-            ],
+            [*(values[c] for c in _PROFILE_FIELDS), uuid.uuid4(), pending.profile.customer_id, stored.pending_text],
         )
         if not replaced.was_applied:  # another writer completed it meanwhile; the changes' rows are the same
             log.info("customer %s's pending update was completed by another writer", pending.profile.customer_id)
@@ -260,13 +274,16 @@ class ProfileStore:
 
     def complete_stale_updates(self) -> int:
         """Complete every update pending for longer than ``stale_after`` (its writer died between
-        claim and replacement); return how many."""
+        claim and replacement); return how many. One that fails is logged and left for the next sweep."""
         before = to_cassandra_time(datetime.now(UTC) - self.stale_after)
         completed = 0
         for row in self._session.execute(self._pending_before, (before,)):
-            stored = self.read(row.customer_id)
-            if stored is not None and stored.pending is not None and self._is_stale(stored):
-                log.warning("completing customer %s's update left pending by its writer", row.customer_id)
-                self._complete(stored)
-                completed += 1
+            try:
+                stored = self.read(row.customer_id)
+                if stored is not None and stored.pending is not None and self._is_stale(stored):
+                    log.warning("completing customer %s's update left pending by its writer", row.customer_id)
+                    self._complete(stored)
+                    completed += 1
+            except Exception:  # one customer's row (unreadable, a timeout) must not stop the others'
+                log.exception("could not complete customer %s's pending update; next sweep retries", row.customer_id)
         return completed

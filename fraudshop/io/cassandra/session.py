@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import ssl
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cassandra import OperationTimedOut, Timeout, Unavailable
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
 
 from fraudshop.config import CassandraConfig
+
+#: What the driver raises when Cassandra does not answer in time, or at all: a write's outcome is unknown.
+CASSANDRA_UNAVAILABLE = (Timeout, Unavailable, OperationTimedOut, NoHostAvailable)
 
 
 def connect(cassandra: CassandraConfig) -> Cluster:
@@ -35,3 +42,16 @@ def cassandra_session(cassandra: CassandraConfig, keyspace: str | None = None) -
         yield cluster.connect(keyspace)
     finally:
         cluster.shutdown()
+
+
+_prepared: weakref.WeakKeyDictionary[Session, dict[str, PreparedStatement]] = weakref.WeakKeyDictionary()
+_preparing = threading.Lock()
+
+
+def prepared(session: Session, cql: str) -> PreparedStatement:
+    """``cql`` prepared once per session: each ``Session.prepare`` is a round trip to every node."""
+    with _preparing:
+        statements = _prepared.setdefault(session, {})
+    if cql not in statements:  # two threads may both prepare it once: harmless
+        statements[cql] = session.prepare(cql)
+    return statements[cql]

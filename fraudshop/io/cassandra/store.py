@@ -11,13 +11,12 @@ from typing import Any
 
 from cassandra import InvalidRequest
 from cassandra.cluster import ResultSet, Session
-from cassandra.query import PreparedStatement
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fraudshop.config import CassandraConfig
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
-from fraudshop.io.cassandra.session import connect
+from fraudshop.io.cassandra.session import connect, prepared
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
 from fraudshop.model.tables import ALERT_KEY, CHANGE_COLUMNS, JOB_PROGRESS_COLUMNS, PREVIOUS_CUSTOMER, AlertKey
 from fraudshop.pipeline.side_by_side import run_side_by_side
@@ -45,7 +44,6 @@ class CassandraStore:
         self.spark = spark
         self.cassandra = cassandra
         self.keyspace = cassandra.keyspace
-        self._prepared: dict[str, PreparedStatement] = {}
         self._writers = ThreadPoolExecutor(2, thread_name_prefix="alert-writes")
 
     @cached_property
@@ -55,9 +53,7 @@ class CassandraStore:
 
     def _execute(self, cql: str, values: Sequence[Any]) -> ResultSet:
         # Each statement is prepared once: they run on every micro-batch.
-        if cql not in self._prepared:
-            self._prepared[cql] = self._session.prepare(cql)
-        return self._session.execute(self._prepared[cql], values)
+        return self._session.execute(prepared(self._session, cql), values)
 
     def _of_accounts(self, table: str, accounts: DataFrame) -> DataFrame:
         # Always a direct join (per-account partition reads), never a table scan: the connector's

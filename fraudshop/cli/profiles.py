@@ -65,7 +65,7 @@ def _show(store: ProfileStore, customer_id: str) -> int:
 
 
 def _set(store: ProfileStore, new_profile: CustomerProfile, changed_at: datetime | None) -> int:
-    from fraudshop.io.cassandra.profiles import OutOfOrderUpdate, ProfileOutcome, UpdateContention
+    from fraudshop.io.cassandra.profiles import OutOfOrderUpdate, ProfileOutcome, UpdateContention, outcome_unknown
     from fraudshop.io.cassandra.session import CASSANDRA_UNAVAILABLE
     from fraudshop.lab.console import print_table
 
@@ -75,11 +75,7 @@ def _set(store: ProfileStore, new_profile: CustomerProfile, changed_at: datetime
         print(f"fraudshop: {error}", file=sys.stderr)
         return 1
     except CASSANDRA_UNAVAILABLE as error:  # the update is completed later if its claim applied
-        print(
-            f"fraudshop: Cassandra did not answer in time ({type(error).__name__}): the update may or may not "
-            "have been applied; running the same command again is safe",
-            file=sys.stderr,
-        )
+        print(f"fraudshop: {outcome_unknown(error)}", file=sys.stderr)
         return 1
     customer = new_profile.customer_id
     if update.outcome is ProfileOutcome.CHANGED:

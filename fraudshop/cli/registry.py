@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeAlias
 
 from fraudshop.config import Config
 from fraudshop.config.arguments import add_config_arguments
+from fraudshop.model.changes import as_utc
 
 #: A command: runs with the loaded config and its parsed arguments, returns the exit code.
 Handler = Callable[[Config, argparse.Namespace], int]
@@ -26,5 +27,4 @@ def add_command(commands: Commands, name: str, handler: Handler, help: str) -> a
 
 def iso_time(text: str) -> datetime:
     """An ``--at`` value: an ISO-8601 time, naive = UTC (argparse names the option when it is not one)."""
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(text))

@@ -46,6 +46,7 @@ from fraudshop.lab.console import print_table, step
 from fraudshop.lab.stack import stack_up
 from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import account_number, synthetic_transactions
+from fraudshop.model.changes import as_utc
 from fraudshop.model.tables import TRANSACTION_KEY
 from fraudshop.service.client import ApiClient
 
@@ -57,11 +58,15 @@ class DemoUpdate:
     """A customer of the story: the profile the bank first sends, then the edited one."""
 
     customer_id: str
-    account_index: int
     #: What the customer did, as the story tells it.
     told: str
     baseline: dict[str, Any]
     edited: dict[str, Any]
+
+    @property
+    def account_no(self) -> str:
+        """The customer's one account in the story."""
+        return str(self.baseline["accounts"][0])
 
 
 def _profile(account_index: int, email: str, phone: str, *address: str) -> dict[str, Any]:
@@ -81,11 +86,10 @@ _CAROL = _profile(27, "carol@example.com", "+44 20 7946 0303", "9 Cedar Avenue",
 #: The three customers of the story, in order: Alice edits her email, Bob's phone is re-entered in
 #: national format (the same number: nothing is flagged), Carol moves house.
 DEMO_UPDATES: tuple[DemoUpdate, ...] = (
-    DemoUpdate("CUST-ALICE", 3, "edits her email", _ALICE, {**_ALICE, "email": "alice.w@example.net"}),
-    DemoUpdate("CUST-BOB", 11, "has his phone re-entered in national format", _BOB, {**_BOB, "phone": "020 7946 0202"}),
+    DemoUpdate("CUST-ALICE", "edits her email", _ALICE, {**_ALICE, "email": "alice.w@example.net"}),
+    DemoUpdate("CUST-BOB", "has his phone re-entered in national format", _BOB, {**_BOB, "phone": "020 7946 0202"}),
     DemoUpdate(
         "CUST-CAROL",
-        27,
         "moves house",
         _CAROL,
         {
@@ -117,7 +121,7 @@ def _wait_until(
 def _utc(text: str) -> datetime:
     """An ISO-8601 time from the API ("Z" or an offset) as an aware UTC datetime."""
     moment = datetime.fromisoformat(text)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return as_utc(moment).astimezone(UTC)
 
 
 def _clock(moment: datetime) -> str:

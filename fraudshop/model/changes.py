@@ -24,6 +24,11 @@ class ChangeType(StrEnum):
 CHANGE_TYPES: tuple[str, ...] = tuple(change_type.value for change_type in ChangeType)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with its time zone, UTC when it has none (the driver's and naive inputs' convention)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def to_cassandra_time(moment: datetime) -> datetime:
     """UTC, truncated to the millisecond: what a Cassandra timestamp keeps."""
     if moment.tzinfo is None:
@@ -56,9 +61,7 @@ def checked_change_time(changed_at: datetime | None, now: datetime, max_future_s
     """When a profile changed: ``changed_at`` (naive = UTC), else ``now``. Refused (ValueError) when
     further ahead of ``now`` than writers' clocks drift: its window would start in the future, and
     a stored profile that new would refuse every real update until then."""
-    moment = changed_at or now
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = as_utc(changed_at or now)
     if moment > now + max_future_skew:
         raise ValueError(
             f"changed_at {moment.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')})"

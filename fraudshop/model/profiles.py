@@ -148,21 +148,18 @@ class CustomerProfile:
             accounts=held,
         )
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "customer_id": self.customer_id,
-                "email": self.email,
-                "phone": self.phone,
-                "address": {**vars(self.address), "lines": list(self.address.lines)},
-                "accounts": sorted(self.accounts),
-            },
-            sort_keys=True,
-        )
+    def as_dict(self) -> dict[str, Any]:
+        """The profile as JSON-ready data (lists, not tuples and sets; accounts sorted)."""
+        return {
+            "customer_id": self.customer_id,
+            "email": self.email,
+            "phone": self.phone,
+            "address": {**vars(self.address), "lines": list(self.address.lines)},
+            "accounts": sorted(self.accounts),
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> CustomerProfile:
-        data: dict[str, Any] = json.loads(text)
+    def from_dict(cls, data: dict[str, Any]) -> CustomerProfile:
         address = data["address"]
         return cls(
             customer_id=data["customer_id"],
@@ -171,6 +168,13 @@ class CustomerProfile:
             address=PostalAddress(tuple(address["lines"]), address["city"], address["postcode"], address["country"]),
             accounts=frozenset(data["accounts"]),
         )
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CustomerProfile:
+        return cls.from_dict(json.loads(text))
 
 
 def changed_fields(before: CustomerProfile, after: CustomerProfile) -> tuple[ChangeType, ...]:

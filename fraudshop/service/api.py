@@ -22,7 +22,13 @@ from pydantic import BaseModel, Field
 
 from fraudshop.config import Config, ConfigError
 from fraudshop.io.cassandra.changes import record_profile_change
-from fraudshop.io.cassandra.profiles import OutOfOrderUpdate, ProfileOutcome, ProfileStore, UpdateContention
+from fraudshop.io.cassandra.profiles import (
+    OutOfOrderUpdate,
+    ProfileOutcome,
+    ProfileStore,
+    UpdateContention,
+    outcome_unknown,
+)
 from fraudshop.io.cassandra.reads import BadPageToken, Page, alerts_of_customer, alerts_of_day, changes_of_customer
 from fraudshop.io.cassandra.session import CASSANDRA_UNAVAILABLE, cassandra_session
 from fraudshop.model.changes import ChangeType, InvalidField, ProfileChange, checked_change_time, checked_id
@@ -278,8 +284,7 @@ def create_app(config: Config) -> FastAPI:
         except CASSANDRA_UNAVAILABLE as error:  # a claim may or may not have applied: it is completed either way
             raise HTTPException(
                 HTTPStatus.SERVICE_UNAVAILABLE,
-                detail=f"Cassandra did not answer in time ({type(error).__name__}); the update may or may not "
-                "have been applied, and sending the same profile again is safe",
+                detail=outcome_unknown(error),
                 headers={"Retry-After": "5"},
             ) from None
         if update.outcome is ProfileOutcome.BASELINE:

@@ -19,7 +19,6 @@ from nbclient import NotebookClient
 
 from fraudshop.config import Config, as_environment
 from fraudshop.lab.story import DEMO_UPDATES
-from fraudshop.lab.workload import account_number
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +63,7 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
     alice, bob, carol = (demo.customer_id for demo in DEMO_UPDATES)
     customers = {alice, carol}  # Bob's phone was re-entered in another format: no change
     assert {customer for customer, *_ in shown} == customers, f"not every changed customer had an alert: {shown}"
-    accounts = {demo.customer_id: account_number(demo.account_index) for demo in DEMO_UPDATES}
+    accounts = {demo.customer_id: demo.account_no for demo in DEMO_UPDATES}
 
     # Every customer's profile is stored; Bob's still has his phone as first sent, in E.164.
     stored = {row.customer_id: row for row in cassandra.execute(f"SELECT * FROM {keyspace}.customer")}

@@ -198,6 +198,11 @@ def test_email_whitespace_and_domain_case_variants_normalise_alike(variant: tupl
         ("+44 20 7946 0018", "US", "+442079460018"),
         ("+1 (650) 253-0000", "GB", "+16502530000"),
         ("001 650 253 0000", "GB", "+16502530000"),
+        # A national number is read in the address's country: the same digits are another number elsewhere.
+        ("01 23 45 67 89", "FR", "+33123456789"),
+        ("01 23 45 67 89", "IT", "+390123456789"),
+        ("02 1234 5678", "IT", "+390212345678"),
+        ("02 1234 5678", "AU", "+61212345678"),
     ],
 )
 def test_phone_is_normalised_to_e164(raw: str, region: str, e164: str) -> None:
@@ -224,19 +229,6 @@ def test_us_phone_format_edit_is_no_change() -> None:
     after = alice(phone="+1 650 253 0000", **us)
     assert before.phone == after.phone == "+16502530000"
     assert changed_fields(before, after) == ()
-
-
-@pytest.mark.parametrize(
-    ("raw", "region", "e164"),
-    [
-        ("01 23 45 67 89", "FR", "+33123456789"),
-        ("01 23 45 67 89", "IT", "+390123456789"),
-        ("02 1234 5678", "IT", "+390212345678"),
-        ("02 1234 5678", "AU", "+61212345678"),
-    ],
-)
-def test_national_number_is_read_in_the_address_country(raw: str, region: str, e164: str) -> None:
-    assert normalised_phone(raw, region) == e164
 
 
 def test_same_national_digits_in_another_country_are_another_number() -> None:

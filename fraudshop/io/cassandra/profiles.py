@@ -39,7 +39,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 
 from fraudshop.io.cassandra.changes import add_change_statements
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
-from fraudshop.model.changes import ProfileChange, to_cassandra_time
+from fraudshop.model.changes import ProfileChange, as_utc, to_cassandra_time
 from fraudshop.model.profiles import CustomerProfile, PostalAddress, changed_fields, profile_changes
 from fraudshop.model.tables import CUSTOMER_COLUMNS, CUSTOMER_KEY, PROFILE_COLUMNS
 
@@ -69,6 +69,16 @@ class UpdateContention(Exception):
     """Other updates of the customer kept winning until the time allowed ran out."""
 
 
+def outcome_unknown(error: Exception) -> str:
+    """What to tell whoever sent a profile that Cassandra did not acknowledge (one of
+    :data:`~fraudshop.io.cassandra.session.CASSANDRA_UNAVAILABLE`): a claim that applied is
+    completed anyway, so sending the same profile again is safe."""
+    return (
+        f"Cassandra did not answer in time ({type(error).__name__}); the update may or may not have been "
+        "applied, and sending the same profile again is safe"
+    )
+
+
 @dataclass(frozen=True)
 class PendingUpdate:
     """An update between its claim and its replacement of the profile."""
@@ -77,12 +87,12 @@ class PendingUpdate:
     changed_at: datetime
 
     def to_json(self) -> str:
-        return json.dumps({"profile": json.loads(self.profile.to_json()), "changed_at": self.changed_at.isoformat()})
+        return json.dumps({"profile": self.profile.as_dict(), "changed_at": self.changed_at.isoformat()})
 
     @classmethod
     def from_json(cls, text: str) -> PendingUpdate:
         data = json.loads(text)
-        return cls(CustomerProfile.from_json(json.dumps(data["profile"])), datetime.fromisoformat(data["changed_at"]))
+        return cls(CustomerProfile.from_dict(data["profile"]), datetime.fromisoformat(data["changed_at"]))
 
 
 @dataclass(frozen=True)
@@ -103,11 +113,6 @@ class ProfileUpdate:
     updated_at: datetime
     changes: tuple[ProfileChange, ...] = ()
     recorded_at: datetime | None = None
-
-
-def _utc(moment: datetime) -> datetime:
-    """The driver returns naive UTC datetimes."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _profile_values(profile: CustomerProfile, updated_at: datetime) -> dict[str, Any]:
@@ -136,11 +141,11 @@ def _stored(row: Any) -> StoredProfile:
     )
     return StoredProfile(
         profile=profile,
-        updated_at=_utc(row.updated_at),
+        updated_at=as_utc(row.updated_at),
         version=row.version,
         pending=PendingUpdate.from_json(row.pending_update) if row.pending_update else None,
         pending_text=row.pending_update,
-        pending_since=_utc(row.pending_since) if row.pending_since else None,
+        pending_since=as_utc(row.pending_since) if row.pending_since else None,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from cassandra import InvalidRequest
@@ -13,6 +13,7 @@ from cassandra.cluster import Session
 from cassandra.protocol import ProtocolException
 from cassandra.query import SimpleStatement
 
+from fraudshop.model.changes import as_utc
 from fraudshop.model.tables import CHANGE_BY_CUSTOMER_KEY, CUST_FRAUD_COLUMNS, LINEAGE_COLUMNS
 
 #: An alert as a person reads it: cust_fraud's columns without the Kafka lineage.
@@ -32,7 +33,7 @@ class Page:
 
 def _utc(value: Any) -> Any:
     """The driver returns naive datetimes meaning UTC; say so."""
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+    return as_utc(value) if isinstance(value, datetime) else value
 
 
 def _page(session: Session, cql: str, key: Any, limit: int, page: str | None) -> Page:

@@ -21,6 +21,9 @@ VENV = REPO / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 INSTALL_STAMP = VENV / ".fraudshop-install"
 REQUIRED_TOOLS = {"java": "Java 17 runs Kafka, Cassandra and Spark", "mvn": "Maven resolves the servers' jars"}
+#: Debian packages the test suite needs (the browser tests run Debian's chromium; a browser download
+#: from elsewhere is not an option), installed by ``test`` when missing: program -> package.
+TEST_SYSTEM_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 
 
 def _say(message: str) -> None:
@@ -49,6 +52,20 @@ def _ensure_installed() -> None:
     INSTALL_STAMP.write_text(wanted + "\n")
 
 
+def _ensure_test_system_packages() -> None:
+    missing = sorted({package for program, package in TEST_SYSTEM_PACKAGES.items() if shutil.which(program) is None})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        _say(f"the browser tests need Debian's {' and '.join(missing)}: `sudo apt-get install {' '.join(missing)}`")
+        return
+    _say(f"installing {', '.join(missing)} from Debian's packages (the browser tests)")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if subprocess.run(install).returncode != 0:  # a fresh machine's package lists may be missing or stale
+        subprocess.run(["apt-get", "update"], check=True)
+        subprocess.run(install, check=True)
+
+
 def _in_a_checkout() -> bool:
     # A wheel installs the package alone into site-packages: no pyproject.toml beside it.
     return (REPO / "pyproject.toml").is_file()
@@ -64,6 +81,8 @@ def main() -> None:
     if not _in_a_checkout():
         _run_cli()
     _ensure_installed()
+    if sys.argv[1:2] == ["test"]:
+        _ensure_test_system_packages()
     if _running_in_project_venv():
         _run_cli()
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), "-m", "fraudshop", *sys.argv[1:]])

@@ -1,4 +1,4 @@
-"""The lab commands: ``fraudshop demo``, ``faults`` (the fault drill) and ``bench``."""
+"""The lab commands: ``fraudshop demo``, ``faults`` (the fault drill), ``bench`` and ``slides``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ _DRILL_COUNTS = (
     "alerts_extra",
     "alert_rows_duplicated",
     "rejects_stored",
+    "rules",
+    "hits_expected",
+    "hits_lost",
+    "hits_extra",
+    "hit_rows_duplicated",
+    "hits_not_notified",
+    "notifications_without_hit",
+    "notification_repeats",
 )
 
 
@@ -111,6 +119,18 @@ def bench(config: Config, args: argparse.Namespace) -> int:
     return 0 if result["correctness_passed"] else 1
 
 
+def slides(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.lab.slides import REVEAL_VERSION, NotebookError, SlidesError, build_slides
+
+    try:
+        html = build_slides(args.notebook, args.output, config.stack.cache_dir)
+    except SlidesError as error:
+        print(f"fraudshop: {error}", file=sys.stderr)
+        return 2 if isinstance(error, NotebookError) else 1
+    print(f"{html}: open it in a browser, no network needed (reveal.js {REVEAL_VERSION} beside it, MIT licence)")
+    return 0
+
+
 def register(commands: Commands) -> None:
     demo_parser = add_command(
         commands, "demo", demo, "the live demo on the local stack: stream, profile changes, alerts"
@@ -156,4 +176,18 @@ def register(commands: Commands) -> None:
             "capacity against the write ceiling, event→alert latency, batch fixed cost and recovery, "
             "fraudshop vs the original design",
         )
+    )
+
+    slides_parser = add_command(
+        commands,
+        "slides",
+        slides,
+        "the presenter notebook as reveal.js slides that open offline (as saved: not run)",
+    )
+    # Defaults relative to a checkout, as bench's: the notebook is not part of the package.
+    slides_parser.add_argument(
+        "--notebook", type=Path, default=Path("notebooks/fraudshop_demo.ipynb"), help="the notebook"
+    )
+    slides_parser.add_argument(
+        "--output", type=Path, default=Path("results/slides"), help="where the HTML and reveal.js go"
     )

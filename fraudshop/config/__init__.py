@@ -41,10 +41,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
+#: Kafka's rule for a topic's name.
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+
 class KafkaConfig(_Section):
     # The clients check each port when they connect; the form is checked here, for first_port.
     bootstrap_servers: Annotated[str, Field(pattern=r"^[^\s,]+:\d+(\s*,\s*[^\s,]+:\d+)*$")]
-    topic: str
+    topic: TopicName
+    notifications_topic: TopicName
     starting_offsets: Literal["earliest", "latest"]
     fail_on_data_loss: bool
     max_offsets_per_trigger: NotNegative

@@ -14,6 +14,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from fraudshop.config import Config
 from fraudshop.io.cassandra.store import CassandraStore
 from fraudshop.io.checkpoints import move_aside_two_source_checkpoint
+from fraudshop.io.kafka.notifications import KafkaNotifications
 from fraudshop.io.kafka.source import transaction_records
 from fraudshop.jobs.session import start_job_session
 from fraudshop.pipeline.late_changes import LateChangeScanner
@@ -21,6 +22,7 @@ from fraudshop.pipeline.micro_batch import IdleScanTimer, MicroBatchProcessor
 from fraudshop.pipeline.progress import ProgressReporter
 from fraudshop.pipeline.recent_changes import RecentChanges
 from fraudshop.pipeline.resilience import ResilientBatch, exit_stuck_job
+from fraudshop.pipeline.rules import RuleStep
 from fraudshop.pipeline.stream import QUERY_NAME, active_query_id, explain_stream_failure
 
 log = logging.getLogger("fraudshop.job")
@@ -51,6 +53,7 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         window_seconds=config.job.change_window_seconds,
         max_record_bytes=config.job.max_record_bytes,
         max_future_skew_seconds=config.job.max_future_skew_seconds,
+        rules=RuleStep(store, KafkaNotifications(config.kafka)),
         on_batch_done=progress.batch_done,
     )
     resilient = ResilientBatch(

@@ -1,7 +1,8 @@
 """A fault drill: a seeded workload streams through the real job while faults strike (the job
-killed or stopped, Kafka or Cassandra restarted), then an exact check that every transaction and
-every expected alert is stored once, that every malformed record is quarantined, and that no
-configured secret showed in the job's log or command lines.
+killed or stopped, Kafka or Cassandra restarted), then an exact check that every transaction, every
+expected alert and every expected rule hit is stored once, that each hit was notified under one id,
+that every malformed record is quarantined, and that no configured secret showed in the job's log or
+command lines.
 
 The drill follows the job through what it reports, not its log's wording: the batches in its
 progress file (``job.progress_file``) and its exit codes.
@@ -32,6 +33,8 @@ from cassandra.cluster import NoHostAvailable, Session
 
 from fraudshop.config import Config
 from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.rules import RuleStore
+from fraudshop.io.kafka.notification_reader import notification_messages
 from fraudshop.io.kafka.producer import checked_sender, send_transactions
 from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import job_processes, signal_job, start_job, stop_job
@@ -39,8 +42,10 @@ from fraudshop.lab.bench.progress import read_batches
 from fraudshop.lab.console import step
 from fraudshop.lab.scratch import stored_rows
 from fraudshop.lab.waiting import wait_until
-from fraudshop.lab.workload import account_number, synthetic_transactions
+from fraudshop.lab.workload import account_number, synthetic_rules, synthetic_transactions
 from fraudshop.model.changes import ProfileChange
+from fraudshop.model.rule_evaluation import Hit, Txn, judge_batch
+from fraudshop.model.rules import RuleDefinition, RuleKind
 from fraudshop.pipeline.resilience import STUCK_BATCH_EXIT_CODE
 from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE
 
@@ -78,6 +83,8 @@ class DrillPlan:
     batches_before_fault: int = 2
     #: Longest wait for any one step (a start, a batch, the final rows).
     step_timeout_seconds: float = 300
+    #: Fraud-prevention rules over the drill's accounts and busiest merchants, every kind in turn.
+    rules: int = 120
 
 
 def batches_with_records(progress_file: Path) -> int:
@@ -197,6 +204,33 @@ def restart_with_commands(commands: Mapping[str, str]) -> RestartServer:
     return restart
 
 
+def drill_rules(plan: DrillPlan) -> list[RuleDefinition]:
+    """``plan.rules`` rules, every kind in turn, over the drill's accounts and busiest merchants."""
+    return synthetic_rules(plan.rules, plan.accounts, plan.seed)
+
+
+def _hit_key(hit: Hit) -> tuple[str, ...]:
+    """What identifies a hit whatever the batching: the rule and the transaction, or for a daily count the
+    rule, merchant and day (which transaction took the count over depends on arrival across partitions)."""
+    if hit.kind == RuleKind.MERCHANT_DAILY_COUNT.value:
+        return (hit.rule_id, str(hit.merchant_id), hit.day.isoformat())
+    return (hit.rule_id, hit.account_no, hit.tranid)
+
+
+def _stored_hit_keys(session: Session, keyspace: str) -> tuple[set[tuple[str, ...]], int, set[str]]:
+    """The hits stored (by merchant-day: every drill transaction has a merchant), the rows holding them and
+    their ids."""
+    columns = "rule_id, kind, merchant_id, day, account_no, tranid, hit_id"
+    rows = list(session.execute(f"SELECT {columns} FROM {keyspace}.rule_hit_by_merchant_day"))
+    keys: set[tuple[str, ...]] = set()
+    for row in rows:
+        if row.kind == RuleKind.MERCHANT_DAILY_COUNT.value:
+            keys.add((str(row.rule_id), row.merchant_id, row.day.date().isoformat()))
+        else:
+            keys.add((str(row.rule_id), row.account_no, row.tranid))
+    return keys, len(rows), {row.hit_id for row in rows}
+
+
 def _chunks(items: list[Any], count: int) -> list[list[Any]]:
     size = -(-len(items) // count)
     return [items[i * size : (i + 1) * size] for i in range(count)]
@@ -216,9 +250,18 @@ def run_drill(
     changed = {account_number(i): f"CUST-{i}" for i in range(0, plan.accounts, plan.changed_every)}
     for account, customer in changed.items():
         record_profile_change(session, keyspace, ProfileChange(account, customer, "email", now - timedelta(hours=1)))
+    # Posted a millisecond apart in the order produced: an account's records reach the job in event-time
+    # order (one partition each), so the hits are those of the whole workload judged at once.
+    first_posted = now - timedelta(milliseconds=plan.transactions)
+    moments = (first_posted + timedelta(milliseconds=i) for i in itertools.count())
     workload = list(
-        itertools.islice(synthetic_transactions(plan.accounts, seed=plan.seed, clock=lambda: now), plan.transactions)
+        itertools.islice(
+            synthetic_transactions(plan.accounts, seed=plan.seed, clock=lambda: next(moments)), plan.transactions
+        )
     )
+    rule_store = RuleStore(session, keyspace)
+    rules = [rule_store.add(definition, now - timedelta(hours=1)) for definition in drill_rules(plan)]
+    expected_hits = {_hit_key(hit) for hit in judge_batch([_as_txn(t) for t in workload], {}, rules, {}, set())}
     malformed = [f"malformed record {i}".encode() for i in range(plan.malformed)]
     expected_transactions = {(t["account_no"], t["tranid"]) for t in workload}
     expected_alerts = {(changed[t["account_no"]], t["tranid"]) for t in workload if t["account_no"] in changed}
@@ -271,7 +314,8 @@ def run_drill(
 
         def all_stored() -> bool:
             job.keep_running()
-            return all(len(stored_rows(session, keyspace, *table)) >= count for table, count in wanted.items())
+            stored = all(len(stored_rows(session, keyspace, *table)) >= count for table, count in wanted.items())
+            return stored and len(_stored_hit_keys(session, keyspace)[0]) >= len(expected_hits)
 
         with step("waiting for every row to be stored"):
             wait_until(all_stored, timeout, "every row", interval=3, unavailable=CASSANDRA_UNAVAILABLE)
@@ -283,6 +327,9 @@ def run_drill(
     alerts = stored_rows(session, keyspace, "cust_fraud", "customer_id, tranid")
     alert_rows = len(list(session.execute(f"SELECT tranid FROM {keyspace}.cust_fraud")))
     rejects = len(stored_rows(session, keyspace, "transaction_rejects", "reason, source_offset"))
+    hits, hit_rows, hit_ids = _stored_hit_keys(session, keyspace)
+    messages = list(notification_messages(config.kafka, follow=False, from_beginning=True))
+    notified = {str(message.get("id")) for message in messages}
     job_text = job_log.read_text(errors="replace")
     figures = {
         "faults": [str(fault) for fault in plan.faults],
@@ -295,6 +342,15 @@ def run_drill(
         "alerts_extra": len(alerts - expected_alerts),
         "alert_rows_duplicated": alert_rows - len(alerts),
         "rejects_stored": rejects,
+        "rules": len(rules),
+        "hits_expected": len(expected_hits),
+        "hits_lost": len(expected_hits - hits),
+        "hits_extra": len(hits - expected_hits),
+        "hit_rows_duplicated": hit_rows - len(hits),
+        "hits_not_notified": len(hit_ids - notified),
+        "notifications_without_hit": len(notified - hit_ids),
+        # Repeats of an id are at-least-once delivery after a fault: consumers drop them by id.
+        "notification_repeats": len(messages) - len(notified),
         "recoveries": recoveries,
         "job_exits": job.exits,
         "secret_in_job_log": any(secret in job_text for secret in configured_secrets(config)),
@@ -305,6 +361,8 @@ def run_drill(
         figures["transactions_lost"] == figures["transactions_extra"] == 0
         and figures["alerts_lost"] == figures["alerts_extra"] == figures["alert_rows_duplicated"] == 0
         and rejects == len(malformed)
+        and figures["hits_lost"] == figures["hits_extra"] == figures["hit_rows_duplicated"] == 0
+        and figures["hits_not_notified"] == figures["notifications_without_hit"] == 0
         and not figures["secret_in_job_log"]
         and not figures["secret_on_command_line"]
     )
@@ -314,6 +372,18 @@ def run_drill(
 def _job_did_more_batches(job: SupervisedJob, progress_file: Path, count: int) -> bool:
     job.keep_running()
     return batches_with_records(progress_file) > count
+
+
+def _as_txn(transaction: dict[str, Any]) -> Txn:
+    posted = datetime.fromisoformat(str(transaction["tranpostdt"]).replace("Z", "+00:00"))
+    return Txn(
+        transaction["account_no"],
+        posted,
+        transaction["tranid"],
+        float(transaction["amount"]),
+        transaction.get("merchant_id"),
+        transaction.get("merchant_category"),
+    )
 
 
 def _produce(config: Config, transactions: list[Any], malformed: list[bytes]) -> None:

@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def scratch_config(config: Config, name: str, work_dir: Path) -> Config:
-    """``config`` on a keyspace and topic named ``<name>_<random>``, checkpoint and progress
+    """``config`` on a keyspace and topics named ``<name>_<random>`` (and ``…_notifications``), checkpoint and progress
     file in ``work_dir``, reading its topic from the start."""
     scratch = f"{name}_{uuid.uuid4().hex[:8]}"
     return config.with_settings(
         f"kafka.topic={scratch}",
+        f"kafka.notifications_topic={scratch}_notifications",
         "kafka.starting_offsets=earliest",
         f"cassandra.keyspace={scratch}",
         f"job.checkpoint_dir={work_dir / 'checkpoint'}",
@@ -64,7 +65,7 @@ def _drop(scratch: Config, session: Session, work_dir: Path) -> None:
     session.execute(f"DROP KEYSPACE IF EXISTS {scratch.cassandra.keyspace}")
     admin = KafkaAdminClient(**kafka_client_settings(scratch.kafka))
     try:
-        admin.delete_topics([scratch.kafka.topic])
+        admin.delete_topics([scratch.kafka.topic, scratch.kafka.notifications_topic])
     finally:
         admin.close()
     shutil.rmtree(work_dir / "checkpoint", ignore_errors=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from importlib.resources import files
 
-from fraudshop.model.records import TEXT_FIELDS
+from fraudshop.model.records import MERCHANT_FIELDS, TEXT_FIELDS
+from fraudshop.model.rules import OWNER_FIELDS, PARAMETERS
 
 
 def schema_cql() -> str:
@@ -19,7 +20,14 @@ LINEAGE_COLUMNS: tuple[str, ...] = (*KAFKA_POSITION, "source_timestamp")
 
 #: bank.transaction, in table order.
 TRANSACTION_KEY: tuple[str, ...] = ("account_no", "tranpostdt", "tranid")
-TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_KEY, "amount", *TEXT_FIELDS, "tranamt", *LINEAGE_COLUMNS)
+TRANSACTION_COLUMNS: tuple[str, ...] = (
+    *TRANSACTION_KEY,
+    "amount",
+    *TEXT_FIELDS,
+    "tranamt",
+    *MERCHANT_FIELDS,
+    *LINEAGE_COLUMNS,
+)
 
 #: bank.cust_change; cust_change_by_customer and cust_change_log hold the same columns under other keys.
 CHANGE_KEY: tuple[str, ...] = ("account_no", "last_updated", "change_type")
@@ -67,6 +75,47 @@ CUST_FRAUD_BY_DAY_COLUMNS: tuple[str, ...] = ("day", *CUST_FRAUD_COLUMNS)
 REJECT_KEY: tuple[str, ...] = ("reason", *KAFKA_POSITION)
 REJECT_COLUMNS: tuple[str, ...] = (*REJECT_KEY, "detail", "raw_value", "source_timestamp", "rejected_at")
 
+#: bank.rule: the rules in force, by whose transactions they watch; rule_by_customer: the issuers' rules in force by
+#: customer; rule_by_id: every rule ever created.
+RULE_KEY: tuple[str, ...] = ("scope", "scope_id", "rule_id")
+RULE_PARTITION_KEY: tuple[str, ...] = RULE_KEY[:2]
+RULE_COLUMNS: tuple[str, ...] = (*RULE_KEY, "kind", *OWNER_FIELDS, *PARAMETERS, "created_at")
+RULE_BY_CUSTOMER_KEY: tuple[str, ...] = ("customer_id", "rule_id")
+RULE_BY_ID_KEY: tuple[str, ...] = ("rule_id",)
+RULE_BY_ID_COLUMNS: tuple[str, ...] = (*RULE_COLUMNS, "deleted_at")
+
+#: bank.account_holder: who holds each account, from the stored profiles.
+ACCOUNT_HOLDER_COLUMNS: tuple[str, ...] = ("account_no", "customer_id")
+
+#: bank.transaction_by_merchant_day: the transactions at a merchant on a UTC day.
+MERCHANT_DAY_KEY: tuple[str, ...] = ("merchant_id", "day")
+TRANSACTION_BY_MERCHANT_DAY_KEY: tuple[str, ...] = (*MERCHANT_DAY_KEY, "tranpostdt", "account_no", "tranid")
+TRANSACTION_BY_MERCHANT_DAY_COLUMNS: tuple[str, ...] = (*TRANSACTION_BY_MERCHANT_DAY_KEY, "amount")
+
+#: bank.rule_hit (by customer) and rule_hit_by_merchant_day: the same columns under two keys.
+RULE_HIT_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "merchant_id",
+    "day",
+    "tranpostdt",
+    "tranid",
+    "rule_id",
+    "account_no",
+    "merchant_category",
+    "kind",
+    "action",
+    "amount",
+    "evidence_value",
+    "evidence_limit",
+    "reason",
+    "rule_parameters",
+    "hit_id",
+    "detected_at",
+    *KAFKA_POSITION,
+)
+RULE_HIT_KEY: tuple[str, ...] = ("customer_id", "tranpostdt", "tranid", "rule_id")
+RULE_HIT_BY_MERCHANT_DAY_KEY: tuple[str, ...] = (*MERCHANT_DAY_KEY, "tranpostdt", "tranid", "rule_id")
+
 #: Every table and its columns, as the schema test checks them.
 TABLES: dict[str, tuple[str, ...]] = {
     "transaction": TRANSACTION_COLUMNS,
@@ -78,6 +127,13 @@ TABLES: dict[str, tuple[str, ...]] = {
     "cust_fraud": CUST_FRAUD_COLUMNS,
     "cust_fraud_by_day": CUST_FRAUD_BY_DAY_COLUMNS,
     "transaction_rejects": REJECT_COLUMNS,
+    "rule": RULE_COLUMNS,
+    "rule_by_customer": RULE_COLUMNS,
+    "rule_by_id": RULE_BY_ID_COLUMNS,
+    "account_holder": ACCOUNT_HOLDER_COLUMNS,
+    "transaction_by_merchant_day": TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
+    "rule_hit": RULE_HIT_COLUMNS,
+    "rule_hit_by_merchant_day": RULE_HIT_COLUMNS,
 }
 #: Each table's primary key, partition key first.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -90,6 +146,13 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "cust_fraud": ALERT_KEY,
     "cust_fraud_by_day": CUST_FRAUD_BY_DAY_KEY,
     "transaction_rejects": REJECT_KEY,
+    "rule": RULE_KEY,
+    "rule_by_customer": RULE_BY_CUSTOMER_KEY,
+    "rule_by_id": RULE_BY_ID_KEY,
+    "account_holder": ACCOUNT_HOLDER_COLUMNS[:1],
+    "transaction_by_merchant_day": TRANSACTION_BY_MERCHANT_DAY_KEY,
+    "rule_hit": RULE_HIT_KEY,
+    "rule_hit_by_merchant_day": RULE_HIT_BY_MERCHANT_DAY_KEY,
 }
 
 #: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).

@@ -23,3 +23,11 @@ def computed_once(frame: DataFrame) -> Iterator[DataFrame]:
         # The checkpoint's RDD is the leaf of its plan (a LogicalRDD): freed now, not whenever the
         # JVM's garbage collector lets Spark's cleaner find it.
         held._jdf.queryExecution().logical().rdd().unpersist(False)
+
+
+def collected(frame: DataFrame) -> tuple[DataFrame, int]:
+    """``frame`` computed now into a local relation, and its row count: for a few rows that several plans
+    of a batch read. Collected in the JVM (no Python rows, so no Python workers when it is read)."""
+    spark = frame.sparkSession
+    rows = frame._jdf.collectAsList()
+    return DataFrame(spark._jsparkSession.createDataFrame(rows, frame._jdf.schema()), spark), int(rows.size())

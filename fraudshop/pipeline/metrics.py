@@ -15,7 +15,8 @@ class BatchMetrics:
     """Counts and step timings of one micro-batch (of its last attempt, when it was retried). Steps, each
     one Spark job or two (a job per step would add its fixed cost to every batch): ``transactions`` (read,
     parse, write them), ``rejects``, ``alerts`` (read the accounts' changes, apply the rule, write the
-    alerts) and ``late_changes`` (the scan and the alerts it adds). A step that did not run is absent."""
+    alerts), ``rules`` (the fraud-prevention rules: read, judge, notify, write the hits) and ``late_changes``
+    (the scan and the alerts it adds). A step that did not run is absent."""
 
     batch_id: int
     kafka_records: int = 0
@@ -24,6 +25,8 @@ class BatchMetrics:
     alert_rows: int = 0
     late_changes: int = 0  # recorded changes the late-change scan handled
     late_alert_rows: int = 0
+    rules: int = 0  # rules in force over the batch's accounts, their holders and its merchants
+    rule_hits: int = 0
     step_ms: dict[str, float] = field(default_factory=dict)
 
     @contextmanager

@@ -21,6 +21,7 @@ from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.ports import DetectionStore
 from fraudshop.pipeline.recent_changes import RecentChanges
 from fraudshop.pipeline.resilience import watchdog
+from fraudshop.pipeline.rules import RuleStep
 from fraudshop.pipeline.side_by_side import run_side_by_side
 from fraudshop.transforms.detection import flag_changed_customer_transactions
 from fraudshop.transforms.parsing import parse_transaction_records, rejected_records, valid_transactions
@@ -36,7 +37,8 @@ BATCH_TIMESTAMP = "batch_timestamp"
 class MicroBatchProcessor:
     """Per micro-batch: 1. parse the Kafka records, write the transactions and the rejects; 2. flag the
     transactions against their accounts' changes, read now: the recent ones against the changes held for
-    the batch (:class:`RecentChanges`), any older ones against their accounts' partitions; 3. flag the
+    the batch (:class:`RecentChanges`), any older ones against their accounts' partitions, and judge them
+    against the fraud-prevention rules in force (:class:`~fraudshop.pipeline.rules.RuleStep`); 3. flag the
     stored transactions in the windows of changes recorded since the previous batch
     (:class:`LateChangeScanner`), so that the outcome does not depend on arrival order. Every write is
     idempotent, so a failed batch can be run again as a whole.
@@ -51,13 +53,15 @@ class MicroBatchProcessor:
     window_seconds: int
     max_record_bytes: int
     max_future_skew_seconds: int
+    #: The fraud-prevention rules' step; None runs the profile-change rule alone.
+    rules: RuleStep | None = None
     on_batch_done: Callable[[BatchMetrics], None] | None = None
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _last_scan: float | None = field(default=None, init=False)  # clock() of the last scan, None before any
     _steps: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="batch-step"), init=False
+        default_factory=lambda: ThreadPoolExecutor(3, thread_name_prefix="batch-step"), init=False
     )
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
@@ -76,6 +80,13 @@ class MicroBatchProcessor:
             changes = self.recent_changes.covering(recent.sparkSession, recent_from)
             if changes is not None:  # else no recent transaction can be flagged
                 metrics.alert_rows += self._flag_transactions(recent, changes)
+
+    def _apply_rules(self, transactions: DataFrame, metrics: BatchMetrics) -> None:
+        if self.rules is None:
+            return
+        with metrics.step("rules"):
+            outcome = self.rules.apply(transactions, BATCH_TIMESTAMP)
+        metrics.rules, metrics.rule_hits = outcome.rules, outcome.hits
 
     def _flag_transactions(self, transactions: DataFrame, changes: DataFrame) -> int:
         """``detected_at`` is the batch time every row carries, known without waiting for counts."""
@@ -126,12 +137,14 @@ class MicroBatchProcessor:
                 F.count(F.when(older, True)).alias("older"),
                 F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros"),
             )
-            # The transactions' write and the rule's detection and writes are independent: run side by
-            # side, each one's fixed costs (planning, scheduling, round trips to Cassandra) overlap.
+            # The transactions' write, the profile-change rule and the fraud-prevention rules are independent
+            # (the rules tell the batch's own transactions from stored ones by key, whichever is written
+            # first): run side by side, each one's fixed costs (planning, scheduling, round trips) overlap.
             run_side_by_side(
                 self._steps,
                 partial(self._write_transactions, observed, metrics),
                 partial(self._flag_recent_transactions, transactions.where(is_recent), recent_from, metrics),
+                partial(self._apply_rules, transactions, metrics),
             )
             counts = arrivals.get
             metrics.kafka_records, metrics.rejected = counts["kafka_records"], counts["rejected"]

@@ -28,3 +28,19 @@ class DetectionStore(Protocol):
     def changes_recorded_since(self, since: datetime, limit: int) -> list[RecordedChange]: ...
     def load_scan_progress(self, job: str) -> datetime | None: ...  # None if the job's scan never ran
     def save_scan_progress(self, job: str, scanned_until: datetime) -> None: ...
+    # The fraud-prevention rules' reads and writes (pipeline.rules): each read is of the partitions named.
+    def holders_of_accounts(self, accounts: DataFrame) -> DataFrame: ...  # account_holder rows
+    def rules_of_scopes(self, scopes: DataFrame) -> DataFrame: ...  # rule rows of (scope, scope_id) pairs
+    # The accounts' stored transactions posted at or after `since` (HISTORY_COLUMNS of transforms.rules).
+    def history_of_accounts(self, accounts: DataFrame, since: datetime) -> DataFrame: ...
+    def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame: ...  # of (merchant_id, day) pairs
+    # (rule_id, merchant_id, day) of the merchant_daily_count hits stored on those merchant-days.
+    def daily_hits_of_merchant_days(self, keys: DataFrame) -> DataFrame: ...
+    def write_merchant_days(self, rows: DataFrame) -> None: ...  # transaction_by_merchant_day
+    def write_rule_hits(self, hits: DataFrame) -> None: ...  # rule_hit (those with a customer), by merchant-day
+
+
+class NotificationSink(Protocol):
+    """Where the rules' hits are announced: the notifications topic in production."""
+
+    def publish(self, hits: DataFrame) -> None: ...  # RULE_HIT_COLUMNS rows, one message each

@@ -1,5 +1,6 @@
-"""The HTTP API: customers' profiles and their changes (the bank's systems, the demo) and alerts (fraud teams).
-OpenAPI docs are served at /docs. Every route but /health needs ``Authorization: Bearer <token>``."""
+"""The HTTP API: customers' profiles and their changes (the bank's systems, the demo), fraud-prevention rules
+(issuers and acquirers) and what fraud teams read (alerts, rule hits). OpenAPI docs are served at /docs.
+Every route but /health needs ``Authorization: Bearer <token>``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import dataclasses
 import hmac
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from http import HTTPStatus
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from cassandra.cluster import Session
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request, Response, status
+from fastapi import Body, Depends, FastAPI, Form, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -29,12 +31,35 @@ from fraudshop.io.cassandra.profiles import (
     UpdateContention,
     outcome_unknown,
 )
-from fraudshop.io.cassandra.reads import BadPageToken, Page, alerts_of_customer, alerts_of_day, changes_of_customer
+from fraudshop.io.cassandra.reads import (
+    BadPageToken,
+    Page,
+    alerts_of_customer,
+    alerts_of_day,
+    changes_of_customer,
+    hits_of_customer,
+    hits_of_merchant_day,
+)
+from fraudshop.io.cassandra.rules import RuleStore
 from fraudshop.io.cassandra.session import CASSANDRA_UNAVAILABLE, cassandra_session
 from fraudshop.model.changes import ChangeType, InvalidField, ProfileChange, checked_change_time, checked_id
 from fraudshop.model.profiles import CustomerProfile
+from fraudshop.model.rules import (
+    OWNER_FIELDS,
+    RULE_DEFINITION,
+    Rule,
+    RuleAction,
+    RuleKind,
+    RuleScope,
+    checked_rule,
+    parameters_of,
+    scope_of,
+)
 
 log = logging.getLogger(__name__)
+
+#: What a route answers (its reply helpers are generic in it).
+Answer = TypeVar("Answer")
 
 LEGACY_ROUTE = "/datastax-bank-techday/rest/custChange"
 
@@ -111,6 +136,51 @@ class ProfileUpdateOut(BaseModel):
     changes: list[StoredChange] = Field(description="The cust_change rows recorded, one per changed field and account")
 
 
+class RuleOut(BaseModel):
+    """A stored rule."""
+
+    rule_id: uuid.UUID = Field(description="The rule's id, given when it was created")
+    kind: RuleKind = Field(description="What the rule watches for (docs/rules.md)")
+    scope: RuleScope = Field(
+        description="Whose transactions it watches: customer (every account the customer holds), account or merchant"
+    )
+    scope_id: str = Field(description="That customer's, account's or merchant's id")
+    customer_id: str | None = Field(description="The customer whose rule it is (an issuer's rule)")
+    account_no: str | None = Field(description="The one account it watches, if the issuer's rule names one")
+    merchant_id: str | None = Field(description="The merchant whose rule it is (an acquirer's rule)")
+    parameters: dict[str, Any] = Field(description="The kind's parameters", examples=[{"amount_limit": 50.0}])
+    action: RuleAction = Field(description="What a hit asks for")
+    created_at: datetime = Field(description="When it was created: it applies to transactions from then on")
+    deleted_at: datetime | None = Field(default=None, description="When it was removed; null while it is in force")
+
+    @classmethod
+    def of(cls, rule: Rule, deleted_at: datetime | None = None) -> RuleOut:
+        scope, scope_id = scope_of(rule.definition)
+        owners = {name: getattr(rule.definition, name, None) for name in OWNER_FIELDS}
+        return cls(
+            rule_id=rule.rule_id,
+            kind=rule.kind,
+            scope=scope,
+            scope_id=scope_id,
+            **owners,
+            parameters=parameters_of(rule.definition),
+            action=rule.action,
+            created_at=rule.created_at,
+            deleted_at=deleted_at,
+        )
+
+
+#: POST /rules's body in the OpenAPI document: one of the six kinds' definitions, told apart by
+#: ``kind`` (the route validates the body itself, to name the bad field as the other routes do).
+_RULE_SCHEMA = RULE_DEFINITION.json_schema(ref_template="#/components/schemas/{model}")
+_RULE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {k: v for k, v in _RULE_SCHEMA.items() if k != "$defs"}}},
+    }
+}
+
+
 class PageOut(BaseModel):
     items: list[dict[str, Any]]
     next_page: str | None = Field(description="Pass as ?page= to get the next page; null on the last page")
@@ -135,6 +205,19 @@ def _profiles(request: Request) -> ProfileStore:
     return cast(ProfileStore, request.app.state.profiles)
 
 
+def _rules(request: Request) -> RuleStore:
+    return cast(RuleStore, request.app.state.rules)
+
+
+def _unavailable(error: Exception, consequence: str) -> HTTPException:
+    """A 503 for a call Cassandra did not answer in time (one of CASSANDRA_UNAVAILABLE)."""
+    return HTTPException(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail=f"Cassandra did not answer in time ({type(error).__name__}); {consequence}",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def sweep_stale_updates(profiles: ProfileStore, interval_seconds: float) -> None:
     """Every ``interval_seconds``, complete the profile updates whose writer died halfway (in a
     worker thread: the driver blocks). A failed sweep is logged and tried again at the next one."""
@@ -149,6 +232,7 @@ async def sweep_stale_updates(profiles: ProfileStore, interval_seconds: float) -
 _bearer = HTTPBearer(auto_error=False)
 Db = Annotated[Session, Depends(_cassandra)]
 Profiles = Annotated[ProfileStore, Depends(_profiles)]
+Rules = Annotated[RuleStore, Depends(_rules)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Rows per page")]
 PageToken = Annotated[str | None, Query(description="next_page of the previous response")]
 
@@ -164,6 +248,7 @@ def create_app(config: Config) -> FastAPI:
         with cassandra_session(config.cassandra) as session:
             app.state.cassandra = session
             app.state.profiles = ProfileStore(session, keyspace, config.profiles.stale_after)
+            app.state.rules = RuleStore(session, keyspace)
             sweep = asyncio.create_task(sweep_stale_updates(app.state.profiles, config.profiles.sweep_interval_seconds))
             try:
                 yield
@@ -172,9 +257,20 @@ def create_app(config: Config) -> FastAPI:
 
     app = FastAPI(
         title="fraudshop API",
-        summary="Record customer profile changes; read the transactions flagged after them.",
+        summary="Record customer profile changes and fraud-prevention rules; read the transactions flagged and the "
+        "rules' hits.",
         lifespan=lifespan,
     )
+    generated_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The generated document, plus the rule kinds' schemas POST /rules's body refers to."""
+        if app.openapi_schema is None:
+            document = generated_openapi()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(_RULE_SCHEMA["$defs"])
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         given = credentials.credentials.encode() if credentials else b""
@@ -334,5 +430,88 @@ def create_app(config: Config) -> FastAPI:
     def customer_changes(customer_id: str, session: Db, limit: Limit = 50, page: PageToken = None) -> PageOut:
         """A customer's profile changes, newest first."""
         return paged(lambda: changes_of_customer(session, keyspace, customer_id, limit, page))
+
+    def rule_reply(read: Callable[[], Answer], consequence: str = "nothing was changed: try again") -> Answer:
+        try:
+            return read()
+        except CASSANDRA_UNAVAILABLE as error:
+            raise _unavailable(error, consequence) from None
+
+    @app.post(
+        "/rules",
+        status_code=status.HTTP_201_CREATED,
+        dependencies=protected,
+        tags=["rules"],
+        openapi_extra=_RULE_BODY,
+        responses={503: {"description": "Cassandra did not answer: list the rules before sending it again"}},
+    )
+    def post_rule(fields: Annotated[dict[str, Any], Body()], rules: Rules) -> RuleOut:
+        """Create a rule: its ``kind``, its owner (``customer_id`` and optionally one of their
+        ``account_no``, or ``merchant_id``) and the kind's parameters. It applies from the job's next
+        micro-batch to transactions from ``created_at`` on. A rule is never changed: remove it and
+        create another."""
+        try:
+            definition = checked_rule(fields, config.api.max_id_length)
+        except InvalidField as error:
+            raise _field_error(error.field, error.message) from None
+        # Not idempotent (the id is new): a resend after a timeout may store the rule twice.
+        consequence = "the rule may or may not have been stored: list the rules before sending it again"
+        rule = rule_reply(lambda: rules.add(definition, datetime.now(UTC)), consequence)
+        return RuleOut.of(rule)
+
+    @app.get(
+        "/rules/{rule_id}",
+        dependencies=protected,
+        tags=["rules"],
+        responses={404: {"description": "No rule was ever created with this id"}},
+    )
+    def get_rule(rule_id: uuid.UUID, rules: Rules) -> RuleOut:
+        """A rule, in force or removed (then with ``deleted_at``)."""
+        stored = rule_reply(lambda: rules.get(rule_id))
+        if stored is None:
+            raise HTTPException(HTTPStatus.NOT_FOUND, detail=f"no rule {rule_id}")
+        return RuleOut.of(stored.rule, stored.deleted_at)
+
+    @app.delete(
+        "/rules/{rule_id}",
+        dependencies=protected,
+        tags=["rules"],
+        responses={404: {"description": "No rule was ever created with this id"}},
+    )
+    def delete_rule(rule_id: uuid.UUID, rules: Rules) -> RuleOut:
+        """Remove a rule: it no longer applies from the job's next micro-batch; its hits stay. Answers
+        the removed rule with ``deleted_at``; removing it again answers the same (a resend is safe)."""
+        stored = rule_reply(lambda: rules.remove(rule_id, datetime.now(UTC)), "sending the removal again is safe")
+        if stored is None:
+            raise HTTPException(HTTPStatus.NOT_FOUND, detail=f"no rule {rule_id}")
+        return RuleOut.of(stored.rule, stored.deleted_at)
+
+    @app.get("/customers/{customer_id}/rules", dependencies=protected, tags=["rules"])
+    def customer_rules(customer_id: str, rules: Rules) -> list[RuleOut]:
+        """The customer's rules in force, on all their accounts or on one, oldest first."""
+        return [RuleOut.of(rule) for rule in rule_reply(lambda: rules.rules_of_customer(customer_id.strip()))]
+
+    @app.get("/merchants/{merchant_id}/rules", dependencies=protected, tags=["rules"])
+    def merchant_rules(merchant_id: str, rules: Rules) -> list[RuleOut]:
+        """The merchant's rules in force, oldest first."""
+        return [RuleOut.of(rule) for rule in rule_reply(lambda: rules.rules_of_merchant(merchant_id.strip()))]
+
+    @app.get("/customers/{customer_id}/rule-hits", dependencies=protected, tags=["rules"])
+    def customer_hits(customer_id: str, session: Db, limit: Limit = 50, page: PageToken = None) -> PageOut:
+        """Hits of rules on the customer's transactions (theirs, and merchants' rules), newest first."""
+        return rule_reply(lambda: paged(lambda: hits_of_customer(session, keyspace, customer_id, limit, page)))
+
+    @app.get("/merchants/{merchant_id}/rule-hits", dependencies=protected, tags=["rules"])
+    def merchant_hits(
+        merchant_id: str,
+        session: Db,
+        day: Annotated[date | None, Query(description="UTC day of the transactions, YYYY-MM-DD; default today")] = None,
+        limit: Limit = 50,
+        page: PageToken = None,
+    ) -> PageOut:
+        """Hits on the merchant's transactions of a UTC day (its rules' and its customers'), and its
+        daily counts, newest first."""
+        on = day or datetime.now(UTC).date()
+        return rule_reply(lambda: paged(lambda: hits_of_merchant_day(session, keyspace, merchant_id, on, limit, page)))
 
     return app

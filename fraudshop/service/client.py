@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 
@@ -15,7 +16,7 @@ class ApiClient:
     base_url: str
     token: str
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
             self.base_url + path,
             method=method,
@@ -23,7 +24,14 @@ class ApiClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            return cast(dict[str, Any], json.loads(response.read()))
+            return json.loads(response.read())
+
+    def _object(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call(method, path, body))
+
+    def _items(self, path: str) -> list[dict[str, Any]]:
+        """The first page's items of a paged read."""
+        return cast(list[dict[str, Any]], self._object("GET", path)["items"])
 
     def record_change(
         self, account_no: str, customer_id: str, change_type: str, changed_at: datetime | None = None
@@ -31,21 +39,53 @@ class ApiClient:
         body: dict[str, Any] = {"account_no": account_no, "customer_id": customer_id, "change_type": change_type}
         if changed_at is not None:
             body["changed_at"] = changed_at.isoformat()
-        return self._call("POST", "/changes", body)
+        return self._object("POST", "/changes", body)
 
     def put_profile(self, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
         """``PUT /customers/{id}/profile``: the whole profile; returns the outcome and the changes recorded."""
-        return self._call("PUT", f"/customers/{customer_id}/profile", profile)
+        return self._object("PUT", f"/customers/{customer_id}/profile", profile)
 
     def profile(self, customer_id: str) -> dict[str, Any]:
         """``GET /customers/{id}/profile``: the stored profile, normalised."""
-        return self._call("GET", f"/customers/{customer_id}/profile")
+        return self._object("GET", f"/customers/{customer_id}/profile")
 
     def alerts_of_customer(self, customer_id: str, limit: int = 500) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], self._call("GET", f"/customers/{customer_id}/alerts?limit={limit}")["items"])
+        return self._items(f"/customers/{customer_id}/alerts?limit={limit}")
+
+    def add_rule(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """``POST /rules``: a rule of ``kind`` with its owner and parameters; returns the stored rule (its id)."""
+        return self._object("POST", "/rules", {"kind": kind, **fields})
+
+    def rule(self, rule_id: str) -> dict[str, Any]:
+        """``GET /rules/{id}``: the rule, in force or removed (``deleted_at``)."""
+        return self._object("GET", f"/rules/{_quoted(rule_id)}")
+
+    def remove_rule(self, rule_id: str) -> dict[str, Any]:
+        """``DELETE /rules/{id}``: the removed rule (removing it again answers the same)."""
+        return self._object("DELETE", f"/rules/{_quoted(rule_id)}")
+
+    def rules_of_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._call("GET", f"/customers/{_quoted(customer_id)}/rules"))
+
+    def rules_of_merchant(self, merchant_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._call("GET", f"/merchants/{_quoted(merchant_id)}/rules"))
+
+    def hits_of_customer(self, customer_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        """``GET /customers/{id}/rule-hits``: the first ``limit`` hits, newest first."""
+        return self._items(f"/customers/{_quoted(customer_id)}/rule-hits?limit={limit}")
+
+    def hits_of_merchant(self, merchant_id: str, day: date | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """``GET /merchants/{id}/rule-hits``: the first ``limit`` hits of a UTC day (default: today), newest first."""
+        query = urllib.parse.urlencode({"limit": limit, **({"day": day.isoformat()} if day else {})})
+        return self._items(f"/merchants/{_quoted(merchant_id)}/rule-hits?{query}")
 
     def is_healthy(self) -> bool:
         try:
-            return self._call("GET", "/health") == {"status": "ok"}
+            return bool(self._call("GET", "/health") == {"status": "ok"})
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
+
+
+def _quoted(path_part: str) -> str:
+    """An id as one path segment (a slash or a space in it must not change the route)."""
+    return urllib.parse.quote(path_part, safe="")

@@ -12,12 +12,26 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from fraudshop.model.records import JSON_FIELDS, LEGACY_FIELDS, REJECT_REASONS, REQUIRED_FIELDS, TEXT_FIELDS
+from fraudshop.model.records import (
+    CHANNELS,
+    JSON_FIELDS,
+    LEGACY_FIELDS,
+    LEGACY_MERCHANT_FIELDS,
+    MERCHANT_CATEGORY_PATTERN,
+    MERCHANT_FIELDS,
+    REJECT_REASONS,
+    REQUIRED_FIELDS,
+    TEXT_FIELDS,
+)
 from fraudshop.model.tables import KAFKA_POSITION, TRANSACTION_COLUMNS
 
 _CORRUPT = "_corrupt_record"
 # Everything is read as text, then typed here, so a bad value gives a precise reason instead of nulling the record.
 _JSON_SCHEMA = StructType([StructField(name, StringType()) for name in (*JSON_FIELDS, _CORRUPT)])
+#: The field counts a semicolon record may have: the original's, or the original's and the merchant fields.
+_LEGACY_FIELD_COUNTS = (len(LEGACY_FIELDS), len(LEGACY_MERCHANT_FIELDS))
+# Anchored with \z: Java's $ also matches before a final line break, and trimming keeps line breaks.
+_MERCHANT_CATEGORY_REGEX = rf"^(?:{MERCHANT_CATEGORY_PATTERN.pattern})\z"
 
 
 def _is_finite(value: Column) -> Column:
@@ -35,6 +49,14 @@ def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple
     def quoting(name: str, complaint: str) -> Column:
         return F.concat(F.lit(f"{name} '"), text(name), F.lit(f"' {complaint}"))
 
+    def not_text(name: str) -> tuple[Column, str, Column]:
+        # from_json renders a JSON object or array given where text belongs back as text
+        return (
+            text(name).startswith("{") | text(name).startswith("["),
+            f"invalid_{name}",
+            F.lit(f"{name} must be text, got a JSON object or array"),
+        )
+
     rules: list[tuple[Column, str, Column]] = [
         (
             F.col("record_bytes") > max_record_bytes,
@@ -44,22 +66,20 @@ def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple
         (F.col("format").isNull(), "unrecognised_format", F.lit("neither a JSON object nor semicolon-separated text")),
         (F.col(_CORRUPT).isNotNull(), "malformed_json", F.lit("starts like a JSON object but does not parse as one")),
         (
-            (F.col("format") == "legacy") & (F.col("legacy_field_count") != len(LEGACY_FIELDS)),
+            (F.col("format") == "legacy") & ~F.col("legacy_field_count").isin(*_LEGACY_FIELD_COUNTS),
             "legacy_field_count",
-            F.format_string(f"semicolon record has %d fields, expected {len(LEGACY_FIELDS)}", "legacy_field_count"),
+            F.format_string(
+                f"semicolon record has %d fields, expected {len(LEGACY_FIELDS)}"
+                f" (or {len(LEGACY_MERCHANT_FIELDS)}, ending {';'.join(MERCHANT_FIELDS)})",
+                "legacy_field_count",
+            ),
         ),
         *[
             (text(name).isNull(), f"missing_{name}", F.lit(f"required field {name} is missing or empty"))
             for name in REQUIRED_FIELDS
         ],
-        *[  # from_json renders a JSON object or array given where text belongs back as text
-            (
-                text(name).startswith("{") | text(name).startswith("["),
-                f"invalid_{name}",
-                F.lit(f"{name} must be text, got a JSON object or array"),
-            )
-            for name in ("account_no", "tranid")
-        ],
+        not_text("account_no"),
+        not_text("tranid"),
         (tranpostdt.isNull(), "invalid_tranpostdt", quoting("tranpostdt", "is not an ISO-8601 timestamp")),
         (amount.isNull(), "invalid_amount", quoting("amount", "is not a number")),
         (~_is_finite(amount), "non_finite_amount", quoting("amount", "is not finite")),
@@ -67,6 +87,17 @@ def _reject_reason(max_record_bytes: int, max_future_skew_seconds: int) -> tuple
             text("tranamt").isNotNull() & (tranamt.isNull() | ~_is_finite(tranamt)),
             "invalid_tranamt",
             quoting("tranamt", "is not a finite number"),
+        ),
+        not_text("merchant_id"),
+        (
+            ~text("merchant_category").rlike(_MERCHANT_CATEGORY_REGEX),
+            "invalid_merchant_category",
+            quoting("merchant_category", "is not an ISO 18245 merchant category code (four digits)"),
+        ),
+        (
+            ~F.col("channel").isin(*CHANNELS),
+            "invalid_channel",
+            quoting("channel", f"is not one of {', '.join(CHANNELS)}"),
         ),
         (
             tranpostdt > latest_allowed,
@@ -116,7 +147,10 @@ def _parsing_projections(
     is_json, legacy_parts = F.col("_is_json"), F.col("_legacy")
 
     def field(name: str) -> Column:
-        legacy_value = legacy_parts.getItem(LEGACY_FIELDS.index(name)) if name in LEGACY_FIELDS else F.lit(None)
+        # A 14-field record has no merchant fields: getItem past the end is NULL.
+        legacy_value = (
+            legacy_parts.getItem(LEGACY_MERCHANT_FIELDS.index(name)) if name in LEGACY_MERCHANT_FIELDS else F.lit(None)
+        )
         trimmed = F.trim(F.when(is_json, F.col("_json").getField(name)).otherwise(legacy_value))
         return F.when(trimmed != "", trimmed)  # blank → NULL
 
@@ -133,6 +167,9 @@ def _parsing_projections(
         F.col("amount_text").cast("double").alias("amount"),
         F.col("tranamt_text").cast("double").alias("tranamt"),
         *[F.col(f"{name}_text").alias(name) for name in ("account_no", "tranid", *TEXT_FIELDS)],
+        F.col("merchant_id_text").alias("merchant_id"),
+        F.col("merchant_category_text").alias("merchant_category"),
+        F.lower("channel_text").alias("channel"),  # a bank's feed may say POS
     )
     reason, detail = _reject_reason(max_record_bytes, max_future_skew_seconds)
     judged = (

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 from cassandra.cluster import Session
+from fastapi.testclient import TestClient
 
 from fraudshop.config import Config, load_config
 from fraudshop.io.cassandra.schema import apply_schema
 from fraudshop.io.cassandra.session import cassandra_session
+from fraudshop.io.kafka.topics import ensure_topic
+from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.scratch import stored_rows
 from fraudshop.lab.stack import stack_down, stack_is_running, stack_up
+from fraudshop.service.api import create_app
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ def isolated_config(stack_config: Config, tmp_path: Path) -> Config:
     return config_for_tests(
         f"cassandra.keyspace=test_{suffix}",
         f"kafka.topic=transaction_{suffix}",
+        f"kafka.notifications_topic=notifications_{suffix}",
         f"job.checkpoint_dir={tmp_path / 'checkpoint'}",
         "job.trigger_interval=1 second",
     )
@@ -71,4 +76,30 @@ def cassandra(isolated_config: Config) -> Iterator[Session]:
         session.execute(f"DROP KEYSPACE IF EXISTS {isolated_config.cassandra.keyspace}")
 
 
-__all__ = ["config_for_tests", "stored_rows"]
+#: The API token of the tests' in-process API (:func:`api`).
+API_TOKEN = "e2e-token"
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def running_job(isolated_config: Config, tmp_path: Path) -> Iterator[Path]:
+    """The detection job, spark-submitted on the test's keyspace and topics; yields its log file."""
+    ensure_topic(isolated_config.kafka)
+    job_log = tmp_path / "job.log"
+    with open(job_log, "wb") as output:
+        job = start_job(isolated_config, output)
+    try:
+        yield job_log
+        assert job.poll() is None, f"the job died:\n{job_log.read_text()[-5000:]}"
+    finally:
+        stop_job(job)
+
+
+@pytest.fixture
+def api(isolated_config: Config, cassandra: Session) -> Iterator[TestClient]:
+    """The HTTP API on the test's keyspace, served in-process, with token :data:`API_TOKEN`."""
+    with TestClient(create_app(isolated_config.with_settings(f"api.token={API_TOKEN}"))) as client:
+        yield client
+
+
+__all__ = ["API_AUTH", "config_for_tests", "stored_rows"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,9 @@ from fraudshop.config import Config
 from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.settings import kafka_client_settings
-from fraudshop.io.kafka.topics import ensure_topic
-from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
-from fraudshop.service.api import create_app
+from tests.integration.conftest import API_AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +28,6 @@ EXPIRED_CHANGE = ProfileChange("ACC-B", "CUST-B", "phone", NOW - timedelta(hours
 # Recorded while the job runs, after the first micro-batches, by the bank's customer system sending
 # CUST-C's edited profile through the API: Carol moved house (and her phone was retyped: no change).
 LIVE_CHANGE = ProfileChange("ACC-C", "CUST-C", "address", NOW - timedelta(minutes=2))
-API_TOKEN = "e2e-token"
-API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 CAROL_BEFORE: dict[str, Any] = {
     "email": "carol@example.com",
     "phone": "+44 20 7946 0303",
@@ -56,6 +51,9 @@ def transaction(account: str, at: datetime, tranid: str, amount: float) -> dict[
         "amount": amount,
         "merchant": "TEST SHOP",
         "cardnum": "4000123412341234",
+        "merchant_id": "M-TEST",
+        "merchant_category": "5411",
+        "channel": "POS",  # stored as pos
     }
 
 
@@ -104,26 +102,6 @@ def stored_rejects(session: Session, keyspace: str) -> set[tuple[str, str]]:
         (r.reason, r.raw_value)
         for r in session.execute(f"SELECT reason, raw_value FROM {keyspace}.transaction_rejects")
     }
-
-
-@pytest.fixture
-def running_job(isolated_config: Config, tmp_path: Path) -> Iterator[Path]:
-    ensure_topic(isolated_config.kafka)
-    job_log = tmp_path / "job.log"
-    with open(job_log, "wb") as output:
-        job = start_job(isolated_config, output)
-    try:
-        yield job_log
-        assert job.poll() is None, f"the job died:\n{job_log.read_text()[-5000:]}"
-    finally:
-        stop_job(job)
-
-
-@pytest.fixture
-def api(isolated_config: Config, cassandra: Session) -> Iterator[TestClient]:
-    """The HTTP API on the test's keyspace, served in-process."""
-    with TestClient(create_app(isolated_config.with_settings(f"api.token={API_TOKEN}"))) as client:
-        yield client
 
 
 def test_transactions_flow_through_and_changes_are_picked_up_live(
@@ -177,11 +155,19 @@ def test_transactions_flow_through_and_changes_are_picked_up_live(
     )
     assert row.source_offset is not None and row.detected_at is not None
     stored = cassandra.execute(
-        f"SELECT tranpostdt, amount, merchant, cardnum FROM {keyspace}.transaction "
-        "WHERE account_no = 'ACC-A' AND tranpostdt = %s",
+        f"SELECT tranpostdt, amount, merchant, cardnum, merchant_id, merchant_category, channel "
+        f"FROM {keyspace}.transaction WHERE account_no = 'ACC-A' AND tranpostdt = %s",
         (EMAIL_CHANGE.last_updated + timedelta(minutes=10),),
     ).one()
     assert (stored.amount, stored.merchant, stored.cardnum) == (10.0, "TEST SHOP", "4000123412341234")
+    assert (stored.merchant_id, stored.merchant_category, stored.channel) == ("M-TEST", "5411", "pos")
+    # The semicolon record (17 fields: with the merchant) too.
+    stored = cassandra.execute(
+        f"SELECT merchant_id, merchant_category, channel FROM {keyspace}.transaction "
+        "WHERE account_no = 'ACC-A' AND tranpostdt = %s",
+        (EMAIL_CHANGE.last_updated + timedelta(minutes=20),),
+    ).one()
+    assert (stored.merchant_id, stored.merchant_category, stored.channel) == ("M-TEST", "5411", "pos")
 
 
 def test_a_change_recorded_after_its_transactions_flags_them_once(

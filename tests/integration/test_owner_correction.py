@@ -14,7 +14,7 @@ from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
-from tests.integration.test_end_to_end import NOW, running_job, stored_alerts, transaction  # noqa: F401
+from tests.integration.test_end_to_end import NOW, stored_alerts, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_a_change_recorded_again_for_another_customer_moves_its_alert(
     isolated_config: Config,
     cassandra: Session,
-    running_job: Path,  # noqa: F811
+    running_job: Path,
 ) -> None:
     keyspace = isolated_config.cassandra.keyspace
     first = ProfileChange("ACC-O", "CUST-A", "email", NOW - timedelta(hours=1))

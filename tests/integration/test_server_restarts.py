@@ -51,4 +51,8 @@ def test_nothing_lost_or_doubled_across_a_server_restart(
     assert figures["transactions_lost"] == figures["transactions_extra"] == 0
     assert figures["alerts_expected"] > 0
     assert figures["alerts_lost"] == figures["alerts_extra"] == figures["alert_rows_duplicated"] == 0
+    # Every expected rule hit stored once and notified under its one id (repeats after a fault are allowed).
+    assert figures["rules"] > 0 and figures["hits_expected"] > 0
+    assert figures["hits_lost"] == figures["hits_extra"] == figures["hit_rows_duplicated"] == 0
+    assert figures["hits_not_notified"] == figures["notifications_without_hit"] == 0
     assert figures["passed"]

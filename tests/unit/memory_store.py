@@ -4,20 +4,54 @@ semantics, so the job's micro-batch logic can be run many times in a property-ba
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
+from pyspark.sql.types import DateType, DoubleType, IntegerType, StringType, StructField, StructType, TimestampType
 
 from fraudshop.model.changes import ProfileChange, RecordedChange
-from fraudshop.model.tables import CHANGE_COLUMNS, REJECT_KEY, TRANSACTION_KEY, AlertKey, ChangeKey
+from fraudshop.model.rules import Rule
+from fraudshop.model.tables import (
+    ACCOUNT_HOLDER_COLUMNS,
+    CHANGE_COLUMNS,
+    MERCHANT_DAY_KEY,
+    REJECT_KEY,
+    RULE_COLUMNS,
+    RULE_HIT_BY_MERCHANT_DAY_KEY,
+    RULE_HIT_KEY,
+    TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
+    TRANSACTION_BY_MERCHANT_DAY_KEY,
+    TRANSACTION_KEY,
+    AlertKey,
+    ChangeKey,
+)
 from fraudshop.pipeline.late_changes import LateChangeScanner
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.micro_batch import MicroBatchProcessor
 from fraudshop.pipeline.recent_changes import CHANGE_SCHEMA, RecentChanges
+from fraudshop.pipeline.rules import RuleStep
 from fraudshop.transforms.parsing import parse_transaction_records, valid_transactions
+from fraudshop.transforms.rules import HISTORY_COLUMNS
 from tests.unit.kafka_rows import kafka_records
+
+# The rule tables' columns as the connector reads them (uuid as text).
+_RULE_TYPES = {
+    "amount_limit": DoubleType(),
+    "amount_above": DoubleType(),
+    "lookback_days": IntegerType(),
+    "count_limit": IntegerType(),
+    "created_at": TimestampType(),
+}
+RULE_SCHEMA = StructType([StructField(name, _RULE_TYPES.get(name, StringType())) for name in RULE_COLUMNS])
+HOLDER_SCHEMA = StructType([StructField(name, StringType()) for name in ACCOUNT_HOLDER_COLUMNS])
+_MERCHANT_DAY_TYPES = {"day": DateType(), "tranpostdt": TimestampType(), "amount": DoubleType()}
+MERCHANT_DAY_SCHEMA = StructType(
+    [StructField(name, _MERCHANT_DAY_TYPES.get(name, StringType())) for name in TRANSACTION_BY_MERCHANT_DAY_COLUMNS]
+)
+FIRED_SCHEMA = StructType(
+    [StructField("rule_id", StringType()), StructField("merchant_id", StringType()), StructField("day", DateType())]
+)
 
 
 class InMemoryStore:
@@ -35,6 +69,15 @@ class InMemoryStore:
         ).schema
         self.scan_progress: dict[str, datetime] = {}
         self.changes_read = 0  # log entries returned by changes_recorded_since, in all
+        self.rules: dict[str, Rule] = {}
+        self.holders: dict[str, str] = {}
+        self.merchant_days: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.hits: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.hits_by_merchant_day: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.rule_reads: list[set[tuple[str, str]]] = []  # the (scope, scope_id) keys each batch read
+
+    def add_rule(self, rule: Rule) -> None:
+        self.rules[str(rule.rule_id)] = rule
 
     def record_change(self, change: ProfileChange, recorded_at: datetime) -> None:
         """What record_profile_change does: cust_change and cust_change_log, which names the
@@ -98,6 +141,71 @@ class InMemoryStore:
     def save_scan_progress(self, job: str, scanned_until: datetime) -> None:
         self.scan_progress[job] = scanned_until
 
+    def holders_of_accounts(self, accounts: DataFrame) -> DataFrame:
+        wanted = self._accounts(accounts)
+        rows = [(account, customer) for account, customer in self.holders.items() if account in wanted]
+        return self.spark.createDataFrame(rows, HOLDER_SCHEMA)
+
+    def rules_of_scopes(self, scopes: DataFrame) -> DataFrame:
+        wanted = {(row.scope, row.scope_id) for row in scopes.collect()}
+        self.rule_reads.append(wanted)
+        rows = []
+        for rule in self.rules.values():
+            row = rule.as_row()
+            if (row["scope"], row["scope_id"]) in wanted:
+                rows.append(tuple(str(row[name]) if name == "rule_id" else row[name] for name in RULE_COLUMNS))
+        return self.spark.createDataFrame(rows, RULE_SCHEMA)
+
+    def history_of_accounts(self, accounts: DataFrame, since: datetime) -> DataFrame:
+        wanted = self._accounts(accounts)
+        naive_since = since.astimezone(UTC).replace(tzinfo=None)  # what collect() gives back
+        rows = [
+            tuple(row[name] for name in HISTORY_COLUMNS)
+            for row in self.transactions.values()
+            if row["account_no"] in wanted and row["tranpostdt"] >= naive_since
+        ]
+        schema = StructType([self.transaction_schema[name] for name in HISTORY_COLUMNS])
+        return self.spark.createDataFrame(rows, schema)
+
+    def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame:
+        wanted = {tuple(row) for row in keys.select(*MERCHANT_DAY_KEY).collect()}
+        rows = [row for key, row in self.merchant_days.items() if key[:2] in wanted]
+        return self.spark.createDataFrame(rows, MERCHANT_DAY_SCHEMA)
+
+    def daily_hits_of_merchant_days(self, keys: DataFrame) -> DataFrame:
+        wanted = {tuple(row) for row in keys.select(*MERCHANT_DAY_KEY).collect()}
+        rows = [
+            (row["rule_id"], row["merchant_id"], row["day"])
+            for key, row in self.hits_by_merchant_day.items()
+            if key[:2] in wanted and row["kind"] == "merchant_daily_count"
+        ]
+        return self.spark.createDataFrame(rows, FIRED_SCHEMA)
+
+    def write_merchant_days(self, rows: DataFrame) -> None:
+        for row in rows.collect():
+            self.merchant_days[tuple(row[name] for name in TRANSACTION_BY_MERCHANT_DAY_KEY)] = row.asDict()
+
+    def write_rule_hits(self, hits: DataFrame) -> None:
+        for row in hits.collect():
+            if row.customer_id is not None:
+                self.hits[tuple(row[name] for name in RULE_HIT_KEY)] = row.asDict()
+            if row.merchant_id is not None:
+                self.hits_by_merchant_day[tuple(row[name] for name in RULE_HIT_BY_MERCHANT_DAY_KEY)] = row.asDict()
+
+
+class InMemoryNotifications:
+    """The notifications topic: every message published, repeats included, in order."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.messages: list[dict[str, Any]] = []
+        self.stored_hits_when_published: list[int] = []  # how many hits the store held at each publish
+
+    def publish(self, hits: DataFrame) -> None:
+        rows = hits.collect()
+        self.stored_hits_when_published.append(len(self.store.hits) + len(self.store.hits_by_merchant_day))
+        self.messages.extend(row.asDict() for row in rows)
+
 
 def detection_processor(
     store: InMemoryStore,
@@ -107,10 +215,15 @@ def detection_processor(
     on_batch_done: Callable[[BatchMetrics], None] | None = None,
     job: str = "test-query-id",
     recent: timedelta = timedelta(hours=1),
+    notifications: InMemoryNotifications | None = None,
 ) -> MicroBatchProcessor:
     """The job's foreachBatch body over ``store`` (one attempt: no retry, no watchdog). Transactions posted
-    within ``recent`` before the batch are matched against the held changes, older ones against partitions."""
+    within ``recent`` before the batch are matched against the held changes, older ones against partitions.
+    With ``notifications``, the fraud-prevention rules' step runs too."""
     window_seconds = int(window.total_seconds())
     scanner = LateChangeScanner(store, window_seconds, margin, changes_per_batch, job_id=lambda: job)
     recent_changes = RecentChanges(store, window_seconds, int(recent.total_seconds()))
-    return MicroBatchProcessor(store, scanner, recent_changes, window_seconds, 65536, 300, on_batch_done=on_batch_done)
+    rules = RuleStep(store, notifications) if notifications is not None else None
+    return MicroBatchProcessor(
+        store, scanner, recent_changes, window_seconds, 65536, 300, rules=rules, on_batch_done=on_batch_done
+    )

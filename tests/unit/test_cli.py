@@ -30,12 +30,16 @@ COMMANDS = (
     "produce",
     "change",
     "profile",
+    "rules",
+    "hits",
     "api",
     "alerts",
     "rejects",
+    "notifications",
     "demo",
     "faults",
     "bench",
+    "slides",
     "test",
 )
 

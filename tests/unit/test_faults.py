@@ -9,8 +9,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from fraudshop.lab.faults import batches_with_records, command_lines_of_group, exit_cause
+from fraudshop.lab.faults import DrillPlan, batches_with_records, command_lines_of_group, drill_rules, exit_cause
 from fraudshop.lab.waiting import wait_until
+from fraudshop.lab.workload import account_number, merchant_catalogue
+from fraudshop.model.rules import RULE_KINDS, RuleScope, scope_of
 from fraudshop.pipeline.resilience import STUCK_BATCH_EXIT_CODE
 from fraudshop.pipeline.stream import KAFKA_DATA_LOSS_EXIT_CODE
 
@@ -63,3 +65,16 @@ def test_command_lines_of_a_process_group() -> None:
     finally:
         os.killpg(leader.pid, signal.SIGKILL)
         leader.wait()
+
+
+def test_the_drill_sets_every_kind_of_rule_over_its_own_accounts_and_merchants() -> None:
+    plan = DrillPlan(faults=(), accounts=50, rules=24, seed=3)
+    definitions = drill_rules(plan)
+    assert definitions == drill_rules(plan)  # seeded: the same rules for the same plan
+    assert len(definitions) == 24
+    assert {definition.kind for definition in definitions} == set(RULE_KINDS)
+    accounts = {account_number(i) for i in range(plan.accounts)}
+    catalogue = {merchant.merchant_id for merchant in merchant_catalogue()}
+    for definition in definitions:
+        scope, scope_id = scope_of(definition)
+        assert scope_id in (catalogue if scope is RuleScope.MERCHANT else accounts)

@@ -10,7 +10,13 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from fraudshop.model.records import JSON_FIELDS, LEGACY_FIELDS
+from fraudshop.model.records import (
+    CHANNELS,
+    JSON_FIELDS,
+    LEGACY_FIELDS,
+    LEGACY_MERCHANT_FIELDS,
+    MERCHANT_CATEGORY_PATTERN,
+)
 from fraudshop.model.tables import TRANSACTION_COLUMNS
 from fraudshop.transforms.parsing import parse_transaction_records, rejected_records, valid_transactions
 from tests.unit.kafka_rows import RECEIVED_AT, kafka_records
@@ -22,6 +28,11 @@ def legacy(**fields: str) -> str:
     return ";".join(fields.get(name, "") for name in LEGACY_FIELDS)
 
 
+def legacy_with_merchant(**fields: str) -> str:
+    """The 17-field semicolon record: the original's 14, then merchant_id;merchant_category;channel."""
+    return ";".join(fields.get(name, "") for name in LEGACY_MERCHANT_FIELDS)
+
+
 def reasons(spark: SparkSession, values: list[str | bytes]) -> list[str | None]:
     parsed = parse_transaction_records(kafka_records(spark, values))
     return [row.reject_reason for row in parsed.orderBy("source_offset").collect()]
@@ -31,6 +42,8 @@ def test_json_schema_file_documents_the_parsed_fields() -> None:
     documented = json.loads((SCHEMAS_DIR / "transaction.schema.json").read_text())
     assert set(documented["properties"]) == set(JSON_FIELDS)
     assert documented["required"] == ["account_no", "tranpostdt", "tranid", "amount"]
+    assert documented["properties"]["merchant_category"]["pattern"] == f"^{MERCHANT_CATEGORY_PATTERN.pattern}$"
+    assert tuple(documented["properties"]["channel"]["enum"]) == CHANNELS
 
 
 def test_json_and_legacy_records_parse_to_the_same_transaction(spark: SparkSession) -> None:
@@ -69,6 +82,55 @@ def test_json_and_legacy_records_parse_to_the_same_transaction(spark: SparkSessi
     )
     assert row.tranpostdt == datetime(2026, 11, 23, 10, 15, 2, 123000)
     assert row.merchant is None and row.bucket is None
+
+
+MERCHANT = {"merchant_id": "M0042", "merchant_category": "5814", "channel": "pos"}
+
+
+def test_json_and_17_field_legacy_records_carry_the_merchant_alike(spark: SparkSession) -> None:
+    key = {"account_no": "ACC-1", "tranpostdt": "2026-11-23 10:15:02.123", "tranid": "T1", "amount": "4.5"}
+    records: list[str | bytes] = [json.dumps({**key, **MERCHANT}), legacy_with_merchant(**key, **MERCHANT)]
+    rows = valid_transactions(parse_transaction_records(kafka_records(spark, records))).drop("source_offset").collect()
+    assert len(rows) == 2
+    assert rows[0] == rows[1]
+    assert (rows[0].merchant_id, rows[0].merchant_category, rows[0].channel) == ("M0042", "5814", "pos")
+
+
+def test_the_original_14_field_records_have_no_merchant(spark: SparkSession) -> None:
+    # The original's trancd and trandescription were placeholders ("tranCd1", "this is the transaction
+    # description"): nothing in its 14 fields maps to a merchant, so the merchant fields are NULL.
+    record = legacy(account_no="A", tranpostdt="2026-11-23 10:00:00", tranid="T", amount="1", trancd="tranCd1")
+    (row,) = parse_transaction_records(kafka_records(spark, [record])).collect()
+    assert row.reject_reason is None
+    assert (row.merchant_id, row.merchant_category, row.channel, row.trancd) == (None, None, None, "tranCd1")
+
+
+def test_merchant_fields_are_trimmed_blank_is_absent_and_channel_ignores_case(spark: SparkSession) -> None:
+    cases: list[tuple[dict[str, object], tuple[str | None, ...]]] = [
+        ({"merchant_id": " M1 ", "merchant_category": " 0742 ", "channel": " POS "}, ("M1", "0742", "pos")),
+        ({"merchant_id": "", "merchant_category": "  ", "channel": ""}, (None, None, None)),
+        ({"channel": "Online"}, (None, None, "online")),
+        ({"channel": "aTm", "merchant_category": 6011}, (None, "6011", "atm")),  # a JSON number is its digits
+        ({"merchant_id": 42}, ("42", None, None)),  # as account_no: a number is its text
+    ]
+    records: list[str | bytes] = [with_(**fields) for fields, _ in cases]
+    rows = parse_transaction_records(kafka_records(spark, records)).orderBy("source_offset").collect()
+    assert [(row.reject_reason, (row.merchant_id, row.merchant_category, row.channel)) for row in rows] == [
+        (None, expected) for _, expected in cases
+    ]
+    legacy_record = legacy_with_merchant(
+        account_no="A", tranpostdt="2026-11-23 10:00:00", tranid="T", amount="1", merchant_id=" ", channel="ATM"
+    )
+    (row,) = parse_transaction_records(kafka_records(spark, [legacy_record])).collect()
+    assert (row.reject_reason, row.merchant_id, row.merchant_category, row.channel) == (None, None, None, "atm")
+
+
+def test_a_wrong_field_count_names_both_counts_a_semicolon_record_may_have(spark: SparkSession) -> None:
+    (row,) = parse_transaction_records(kafka_records(spark, ["A;2026-11-23 10:00:00;T;10"])).collect()
+    assert row.reject_reason == "legacy_field_count"
+    assert row.reject_detail == (
+        "semicolon record has 4 fields, expected 14 (or 17, ending merchant_id;merchant_category;channel)"
+    )
 
 
 def test_valid_transactions_have_the_table_columns_and_lineage(spark: SparkSession) -> None:
@@ -143,6 +205,28 @@ BAD_RECORDS: list[tuple[str | bytes, str]] = [
     (with_(amount="-Infinity"), "non_finite_amount"),
     (with_(amount="1e400"), "non_finite_amount"),
     (with_(tranamt="abc"), "invalid_tranamt"),
+    (with_(merchant_id={"id": "M1"}), "invalid_merchant_id"),
+    (with_(merchant_id=["M1"]), "invalid_merchant_id"),
+    (with_(merchant_category="541"), "invalid_merchant_category"),
+    (with_(merchant_category="54110"), "invalid_merchant_category"),
+    (with_(merchant_category="54l1"), "invalid_merchant_category"),
+    (with_(merchant_category="5411\n"), "invalid_merchant_category"),  # Java's $ would let it through
+    (with_(merchant_category="\u0665\u0664\u0661\u0661"), "invalid_merchant_category"),  # Arabic-Indic digits
+    (with_(merchant_category=5411.0), "invalid_merchant_category"),
+    (with_(channel="ecom"), "invalid_channel"),
+    (with_(channel="point of sale"), "invalid_channel"),
+    (with_(channel=["pos"]), "invalid_channel"),
+    (
+        legacy_with_merchant(account_no="A", tranpostdt="2026-11-23 10:00:00", tranid="T", amount="1", channel="web"),
+        "invalid_channel",
+    ),
+    (
+        legacy_with_merchant(account_no="A", tranpostdt="2026-11-23 10:00:00", tranid="T", amount="1") + ";x",
+        "legacy_field_count",
+    ),  # 18 fields
+    (";".join(["A", "2026-11-23 10:00:00", "T", "1", *[""] * 12]), "legacy_field_count"),  # 16 fields
+    (with_(merchant_category="bad", channel="bad", tranpostdt="2026-11-24T00:00:00Z"), "invalid_merchant_category"),
+    (with_(channel="bad", tranpostdt="2026-11-24T00:00:00Z"), "invalid_channel"),  # before the future check
     (legacy(account_no="A", tranpostdt="2026-11-23 10:00:00", tranid="T", amount="abc"), "invalid_amount"),
     (with_(tranpostdt="2026-11-23T12:05:00.001Z"), "future_tranpostdt"),  # 300 s + 1 ms after receipt
     (b'{"account_no": "A", "tranid": "T\xff"}', "missing_tranpostdt"),  # invalid UTF-8 is kept, not fatal

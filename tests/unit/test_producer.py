@@ -57,6 +57,10 @@ def test_both_encodings_parse_back_to_the_same_transactions(spark: SparkSession)
             json_row.tranpostdt,
         )
         assert json_row.merchant == sent["merchant"] and legacy_row.merchant is None  # not in the legacy format
+        # The merchant fields travel in both: the semicolon record is the 17-field one.
+        merchant = (sent["merchant_id"], sent["merchant_category"], sent["channel"])
+        assert (json_row.merchant_id, json_row.merchant_category, json_row.channel) == merchant
+        assert (legacy_row.merchant_id, legacy_row.merchant_category, legacy_row.channel) == merchant
 
 
 def test_csv_with_header_is_replayed_field_for_field(tmp_path: Path) -> None:
@@ -75,6 +79,7 @@ def test_headerless_csv_uses_the_original_field_order_and_restamps(tmp_path: Pat
     assert datetime.fromisoformat(row["tranpostdt"]).year >= 2026  # "now", as the original producer did
     legacy_value = encode(row, "legacy").decode()
     assert legacy_value.split(";")[LEGACY_FIELDS.index("cardnum")] == "4111"
+    assert len(legacy_value.split(";")) == len(LEGACY_FIELDS), "no merchant fields: written as the original wrote it"
     parsed = valid_transactions(
         parse_transaction_records(kafka_records(spark, [legacy_value], received_at=datetime.now(UTC)))
     )

@@ -10,7 +10,9 @@ nothing, and can be completed by anyone who finds it half done:
    customer, one claims; the other waits for it, then diffs against the profile it left. The
    version is a random id per stored profile, not ``updated_at``: two updates may carry the same
    ``changed_at``, and a claim made against a profile replaced meanwhile must fail.
-2. **record**: one logged batch of the changes (the stored profile against the pending one).
+2. **record**: one logged batch of the changes (the stored profile against the pending one), and
+   of the ``account_holder`` rows: one per account the new profile holds, and the rows of the
+   accounts it no longer holds deleted (the job finds a customer's rules through them).
 3. **replace**: ``UPDATE customer SET <profile> ..., version = <a new id>, pending_update = null
    IF pending_update = <the claim>``.
 
@@ -39,9 +41,10 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 
 from fraudshop.io.cassandra.changes import add_change_statements
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
+from fraudshop.io.cassandra.session import prepared
 from fraudshop.model.changes import ProfileChange, as_utc, to_cassandra_time
 from fraudshop.model.profiles import CustomerProfile, PostalAddress, changed_fields, profile_changes
-from fraudshop.model.tables import CUSTOMER_COLUMNS, CUSTOMER_KEY, PROFILE_COLUMNS
+from fraudshop.model.tables import ACCOUNT_HOLDER_COLUMNS, CUSTOMER_COLUMNS, CUSTOMER_KEY, PROFILE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,30 @@ def _stored(row: Any) -> StoredProfile:
 _PROFILE_FIELDS = PROFILE_COLUMNS[len(CUSTOMER_KEY) :]
 
 
+def add_holder_statements(
+    session: Session,
+    keyspace: str,
+    batch: BatchStatement,
+    held: CustomerProfile,
+    released: frozenset[str] = frozenset(),
+) -> None:
+    """Add to ``batch`` an ``account_holder`` row for each account ``held`` holds, and the deletion
+    of the rows of the ``released`` accounts it no longer holds (both idempotent). An account is
+    assumed to belong to one customer (docs/profiles.md): a row is deleted whoever it names."""
+    insert = prepared(session, insert_statement(keyspace, "account_holder", ACCOUNT_HOLDER_COLUMNS))
+    for account_no in sorted(held.accounts):
+        batch.add(insert, (account_no, held.customer_id))
+    delete = prepared(
+        session, f"DELETE FROM {keyspace}.account_holder WHERE {key_condition(ACCOUNT_HOLDER_COLUMNS[:1])}"
+    )
+    for account_no in sorted(released - held.accounts):
+        batch.add(delete, (account_no,))
+
+
+def _logged_batch() -> BatchStatement:
+    return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+
+
 class _TryAgain(Exception):
     """Another writer holds or just changed the customer's row: read it again."""
 
@@ -225,6 +252,13 @@ class ProfileStore:
         if stored is None:
             at = to_cassandra_time(changed_at) if changed_at else now
             values = {**_profile_values(profile, at), "version": uuid.uuid4()}
+            # Before the profile, so a writer that dies in between leaves holder rows a resend writes
+            # again, never a profile without them. If another first profile wins, its update (diffed
+            # against it, below) writes this one's accounts again and deletes the ones it drops.
+            if profile.accounts:
+                holders = _logged_batch()
+                add_holder_statements(self._session, self._keyspace, holders, profile)
+                self._session.execute(holders)
             inserted = self._session.execute(self._insert_baseline, [values[c] for c in (*PROFILE_COLUMNS, "version")])
             if inserted.was_applied:
                 return ProfileUpdate(ProfileOutcome.BASELINE, profile, at)
@@ -263,10 +297,11 @@ class ProfileStore:
         pending = stored.pending
         recorded_at = to_cassandra_time(datetime.now(UTC))
         changes = profile_changes(stored.profile, pending.profile, pending.changed_at)
-        if changes:
-            batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
-            for change in changes:
-                add_change_statements(self._session, self._keyspace, batch, change, recorded_at)
+        batch = _logged_batch()
+        for change in changes:
+            add_change_statements(self._session, self._keyspace, batch, change, recorded_at)
+        add_holder_statements(self._session, self._keyspace, batch, pending.profile, stored.profile.accounts)
+        if len(batch) > 0:  # a profile with no account before or after has neither changes nor holders
             self._session.execute(batch)
         values = _profile_values(pending.profile, pending.changed_at)
         replaced = self._session.execute(

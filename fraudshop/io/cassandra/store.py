@@ -3,7 +3,7 @@ small statements (change log, progress, deletes) through cassandra-driver."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
@@ -18,8 +18,20 @@ from fraudshop.config import CassandraConfig
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import connect, prepared
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
-from fraudshop.model.tables import ALERT_KEY, CHANGE_COLUMNS, JOB_PROGRESS_COLUMNS, PREVIOUS_CUSTOMER, AlertKey
+from fraudshop.model.rules import RuleKind
+from fraudshop.model.tables import (
+    ALERT_KEY,
+    CHANGE_COLUMNS,
+    JOB_PROGRESS_COLUMNS,
+    MERCHANT_DAY_KEY,
+    PREVIOUS_CUSTOMER,
+    RULE_COLUMNS,
+    RULE_PARTITION_KEY,
+    TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
+    AlertKey,
+)
 from fraudshop.pipeline.side_by_side import run_side_by_side
+from fraudshop.transforms.rules import HISTORY_COLUMNS
 
 CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
 
@@ -55,11 +67,17 @@ class CassandraStore:
         # Each statement is prepared once: they run on every micro-batch.
         return self._session.execute(prepared(self._session, cql), values)
 
+    def _of_partitions(
+        self, table: str, keys: DataFrame, stored: Callable[[DataFrame], DataFrame] = lambda t: t
+    ) -> DataFrame:
+        """The rows of ``table``'s partitions named by ``keys`` (its partition key's columns), of those
+        ``stored`` keeps. Always a direct join (one read per partition), never a table scan: the connector's
+        size estimate is unreliable on a young table and would pick a full scan."""
+        partitions = stored(read_cassandra_table(self.spark, self.keyspace, table, directJoinSetting="on"))
+        return keys.distinct().join(partitions, keys.columns)
+
     def _of_accounts(self, table: str, accounts: DataFrame) -> DataFrame:
-        # Always a direct join (per-account partition reads), never a table scan: the connector's
-        # size estimate is unreliable on a young table and would pick a full scan.
-        partitions = read_cassandra_table(self.spark, self.keyspace, table, directJoinSetting="on")
-        return accounts.distinct().join(partitions, "account_no")
+        return self._of_partitions(table, accounts.select("account_no"))
 
     def write_transactions(self, transactions: DataFrame) -> None:
         write_cassandra_table(transactions, self.keyspace, "transaction")
@@ -130,3 +148,48 @@ class CassandraStore:
 
     def save_scan_progress(self, job: str, scanned_until: datetime) -> None:
         self._execute(insert_statement(self.keyspace, "job_progress", JOB_PROGRESS_COLUMNS), (job, scanned_until))
+
+    def holders_of_accounts(self, accounts: DataFrame) -> DataFrame:
+        return self._of_accounts("account_holder", accounts)
+
+    def rules_of_scopes(self, scopes: DataFrame) -> DataFrame:
+        return self._of_partitions("rule", scopes.select(*RULE_PARTITION_KEY)).select(*RULE_COLUMNS)
+
+    def history_of_accounts(self, accounts: DataFrame, since: datetime) -> DataFrame:
+        # The range is on the clustering column: each account's read starts at `since`.
+        recent = partial(_posted_since, since=since)
+        return self._of_partitions("transaction", accounts.select("account_no"), recent).select(*HISTORY_COLUMNS)
+
+    def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame:
+        merchant_days = keys.select(*MERCHANT_DAY_KEY)
+        return self._of_partitions("transaction_by_merchant_day", merchant_days).select(
+            *TRANSACTION_BY_MERCHANT_DAY_COLUMNS
+        )
+
+    def daily_hits_of_merchant_days(self, keys: DataFrame) -> DataFrame:
+        daily = partial(_of_kind, kind=RuleKind.MERCHANT_DAILY_COUNT)
+        hits = self._of_partitions("rule_hit_by_merchant_day", keys.select(*MERCHANT_DAY_KEY), daily)
+        return hits.select("rule_id", *MERCHANT_DAY_KEY)
+
+    def write_merchant_days(self, rows: DataFrame) -> None:
+        write_cassandra_table(rows, self.keyspace, "transaction_by_merchant_day")
+
+    def write_rule_hits(self, hits: DataFrame) -> None:
+        run_side_by_side(
+            self._writers,
+            partial(write_cassandra_table, hits.where(F.col("customer_id").isNotNull()), self.keyspace, "rule_hit"),
+            partial(
+                write_cassandra_table,
+                hits.where(F.col("merchant_id").isNotNull()),
+                self.keyspace,
+                "rule_hit_by_merchant_day",
+            ),
+        )
+
+
+def _posted_since(transactions: DataFrame, since: datetime) -> DataFrame:
+    return transactions.where(F.col("tranpostdt") >= F.lit(since))
+
+
+def _of_kind(hits: DataFrame, kind: RuleKind) -> DataFrame:
+    return hits.where(F.col("kind") == kind.value)

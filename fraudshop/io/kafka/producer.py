@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 
 from fraudshop.config import KafkaConfig
 from fraudshop.io.kafka.settings import kafka_client_settings
-from fraudshop.model.records import FORMATS, LEGACY_FIELDS, Transaction
+from fraudshop.model.records import FORMATS, Transaction, legacy_fields
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def encode(transaction: Transaction, record_format: str) -> bytes:
     if record_format == "json":
         return json.dumps(transaction, separators=(",", ":")).encode()
     if record_format == "legacy":
-        return ";".join(str(transaction.get(name, "")) for name in LEGACY_FIELDS).encode()
+        return ";".join(str(transaction.get(name, "")) for name in legacy_fields(transaction)).encode()
     raise ValueError(f"record format must be one of {FORMATS}, got {record_format!r}")
 
 

@@ -1,5 +1,5 @@
 """Kafka client settings from the fraudshop config, security included: for kafka-python (producer,
-admin) and for Spark's Kafka source."""
+admin) and for Spark's Kafka source and sink."""
 
 from __future__ import annotations
 
@@ -50,22 +50,12 @@ def kafka_client_settings(kafka: KafkaConfig) -> dict[str, Any]:
     return settings
 
 
-def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
-    options = {
-        "kafka.bootstrap.servers": kafka.bootstrap_servers,
-        "subscribe": kafka.topic,
-        "startingOffsets": kafka.starting_offsets,
-        "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
-        "kafka.security.protocol": kafka.security_protocol,
-        # A task reads its offset range up to the log's end; with the broker's default 500 ms fetch
-        # wait, each small batch's Kafka tasks waited about 550 ms on it (profiled: 18 ms of CPU).
-        "kafka.fetch.max.wait.ms": "20",
-    }
+def _spark_connection_options(kafka: KafkaConfig) -> dict[str, str]:
+    """The brokers and security of Spark's Kafka source and sink."""
+    options = {"kafka.bootstrap.servers": kafka.bootstrap_servers, "kafka.security.protocol": kafka.security_protocol}
     if kafka.ssl_truststore_path:
         options["kafka.ssl.truststore.location"] = kafka.ssl_truststore_path
         options["kafka.ssl.truststore.password"] = kafka.ssl_truststore_password
-    if kafka.max_offsets_per_trigger > 0:
-        options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
     if kafka.sasl_mechanism:
         options["kafka.sasl.mechanism"] = kafka.sasl_mechanism
         options["kafka.sasl.jaas.config"] = (
@@ -73,3 +63,31 @@ def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
             f" username={jaas_quoted(kafka.sasl_username)} password={jaas_quoted(kafka.sasl_password)};"
         )
     return options
+
+
+def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
+    options = {
+        **_spark_connection_options(kafka),
+        "subscribe": kafka.topic,
+        "startingOffsets": kafka.starting_offsets,
+        "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
+        # A task reads its offset range up to the log's end; with the broker's default 500 ms fetch
+        # wait, each small batch's Kafka tasks waited about 550 ms on it (profiled: 18 ms of CPU).
+        "kafka.fetch.max.wait.ms": "20",
+    }
+    if kafka.max_offsets_per_trigger > 0:
+        options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
+    return options
+
+
+def kafka_sink_options(kafka: KafkaConfig, topic: str) -> dict[str, str]:
+    """Spark's Kafka sink writing to ``topic``: every record acknowledged by all in-sync replicas, and
+    no duplicate from the producer's own retries (a failed batch's resend still repeats its records)."""
+    return {
+        **_spark_connection_options(kafka),
+        "topic": topic,
+        "kafka.acks": "all",
+        "kafka.enable.idempotence": "true",
+        # A batch's few notifications go out at once rather than after the default linger.
+        "kafka.linger.ms": "5",
+    }

@@ -1,4 +1,4 @@
-"""The transaction topic."""
+"""The transaction and notifications topics."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topic(kafka: KafkaConfig) -> None:
+    """Create the transaction topic and the notifications topic, each unless it exists."""
     admin = KafkaAdminClient(**kafka_client_settings(kafka))
     try:
-        admin.create_topics([NewTopic(kafka.topic, kafka.topic_partitions, 1)])
-        log.info("created topic %s with %d partitions", kafka.topic, kafka.topic_partitions)
-    except TopicAlreadyExistsError:
-        pass
+        for topic in (kafka.topic, kafka.notifications_topic):
+            try:
+                admin.create_topics([NewTopic(topic, kafka.topic_partitions, 1)])
+                log.info("created topic %s with %d partitions", topic, kafka.topic_partitions)
+            except TopicAlreadyExistsError:
+                pass
     finally:
         admin.close()

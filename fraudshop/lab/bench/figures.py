@@ -29,7 +29,11 @@ CAPACITY_RATIO = "capacity_ratio"
 LATENCY = "latency_s"
 FIXED_COST = "batch_fixed_cost_s"
 RECOVERY_TIME = "recovery_s"
-HEADLINE_KEYS = (CAPACITY, CEILING_RATE, CAPACITY_RATIO, LATENCY, FIXED_COST, RECOVERY_TIME)
+STEP_COST = "step_ms_p50"
+#: The job's steps whose cost per batch the headline gives: the fraud-prevention rules beside the
+#: profile-change rule (``alerts``) and the transactions' write.
+COSTED_STEPS = ("rules", "alerts", "transactions")
+HEADLINE_KEYS = (CAPACITY, CEILING_RATE, CAPACITY_RATIO, LATENCY, FIXED_COST, RECOVERY_TIME, STEP_COST)
 
 #: A batch of at most this many Kafka records is a small batch: its length is (nearly) all fixed cost.
 SMALL_BATCH_MAX_RECORDS = 100
@@ -43,6 +47,10 @@ DEFINITIONS = {
     "restarted job's first batch with records (Spark's progress timestamp) to the end of the batch that "
     "completed its last record (every query of the job)",
     CAPACITY_RATIO: f"{CAPACITY} / {CEILING_RATE} of the same run",
+    STEP_COST: "by offered rate (txn/s): the median ms per micro-batch of the job's steps during that rate's phase: "
+    "rules (the fraud-prevention rules: read the batch's rules and history, judge, notify, write the hits), alerts "
+    "(the profile-change rule) and transactions (parse and write them); the steps run side by side, so a batch "
+    "takes about the longest of them, not their sum",
     LATENCY: "by offered rate (txn/s): Kafka record timestamp → WRITETIME of the alert's cust_fraud row, over the "
     "alerts of the transactions sent during that rate's phase (after the warm-up)",
     FIXED_COST: f"median Spark triggerExecution (s) of the micro-batches with 1-{SMALL_BATCH_MAX_RECORDS} Kafka "
@@ -207,6 +215,7 @@ def system_figures(
     """Per phase: throughput, latency and batch breakdown; then the system's headline figures."""
     phases = []
     latency: dict[str, Any] = {}
+    step_cost: dict[str, Any] = {}
     small: Phase | None = None
     for phase in measured.phases:
         latencies = [s.latency for s in samples if phase.started <= s.event_at < phase.sent_until]
@@ -219,6 +228,7 @@ def system_figures(
         )
         if phase.name == latency_phase(phase.offered_rate):
             latency[rate_key(phase.offered_rate)] = phases[-1]["latency_s"]
+            step_cost[rate_key(phase.offered_rate)] = step_medians(phases[-1]["batches"])
         if phase.name == SMALL_BATCHES:
             small = phase
     capacity = drain(batches, queries, _moment(measured.backlog_started), measured.backlog)
@@ -235,6 +245,7 @@ def system_figures(
         LATENCY: latency,
         FIXED_COST: cost[FIXED_COST],
         RECOVERY_TIME: recovery_seconds(batches, queries, _moment(measured.killed_at)),
+        STEP_COST: step_cost,
         "capacity": capacity,
         "fixed_cost": cost,
         "killed_at": _moment(measured.killed_at).isoformat(),
@@ -249,6 +260,15 @@ def with_ceiling(figures: dict[str, Any], ceiling_rows_per_s: float | None) -> d
     capacity = figures.get(CAPACITY)
     ratio = round(capacity / ceiling_rows_per_s, 3) if capacity and ceiling_rows_per_s else None
     return {**figures, CEILING_RATE: ceiling_rows_per_s, CAPACITY_RATIO: ratio}
+
+
+def step_medians(by_query: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The median ms of each of :data:`COSTED_STEPS` in a phase's batches: None for a system without the
+    job's steps (the baseline's two queries report none)."""
+    steps = [figures["step_ms"] for figures in by_query.values() if figures["step_ms"]]
+    if len(steps) != 1:
+        return None
+    return {step: steps[0][step]["p50"] if step in steps[0] else None for step in COSTED_STEPS}
 
 
 def headline(figures: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -102,6 +102,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=200_000,
         help="old profile changes (2-365 days) in cust_change before the run, as a bank's history",
     )
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=10_000,
+        help="fraud-prevention rules in force, over ten times the accounts and every merchant of the workload",
+    )
     parser.add_argument("--seed", type=int, default=6, help="seed of the synthetic workload")
     parser.add_argument("--output", type=Path, default=Path("results"), help="directory of bench.json and bench.png")
     parser.add_argument("--keep", action="store_true", help="keep the scratch keyspaces, topics and checkpoints")
@@ -135,7 +141,7 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
     systems = args.systems
     if args.smoke:
         return BenchPlan(
-            Workload(accounts=200, changed_every=10, seed=args.seed, history_changes=2000),
+            Workload(accounts=200, changed_every=10, seed=args.seed, history_changes=2000, rules=200),
             systems,
             backlog=3000,
             latency_rates=(2000.0, 200.0),
@@ -147,7 +153,7 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
             keep=args.keep,
         )
     return BenchPlan(
-        Workload(args.accounts, args.changed_every, args.seed, args.history_changes),
+        Workload(args.accounts, args.changed_every, args.seed, args.history_changes, args.rules),
         systems,
         backlog=args.backlog,
         latency_rates=args.latency_rates,

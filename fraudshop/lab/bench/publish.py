@@ -19,11 +19,13 @@ from fraudshop.lab.bench.figures import (
     CAPACITY,
     CAPACITY_RATIO,
     CEILING_RATE,
+    COSTED_STEPS,
     FIXED_COST,
     HEADLINE_KEYS,
     LATENCY,
     RECOVERY_TIME,
     SMALL_BATCH_MAX_RECORDS,
+    STEP_COST,
     TARGETS,
     rate_key,
 )
@@ -149,6 +151,14 @@ def table_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
                 _latencies(ours_latency.get(rate)),
                 _latencies(theirs_latency.get(rate)),
                 _target(result, *rate_targets),
+            )
+        )
+    for rate, cost in sorted((result.get(STEP_COST) or {}).items(), key=lambda item: float(item[0]), reverse=True):
+        rows.append(
+            row(
+                f"cost per batch at {float(rate):,.0f} txn/s (median ms): rules / profile-change rule / transactions",
+                " / ".join(_number(cost.get(step)) for step in COSTED_STEPS) if cost else MISSING,
+                "",
             )
         )
     rows += [

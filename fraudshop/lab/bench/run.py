@@ -26,6 +26,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from fraudshop.config import Config
 from fraudshop.config.resources import packaged_file
 from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.rules import RuleStore
 from fraudshop.io.cassandra.schema import insert_statement
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.jobs.launcher import (
@@ -68,6 +69,7 @@ from fraudshop.lab.stack.cassandra import cassandra_server
 from fraudshop.lab.stack.kafka import kafka_server
 from fraudshop.lab.waiting import wait_until
 from fraudshop.model.changes import ProfileChange
+from fraudshop.model.rules import RuleDefinition
 from fraudshop.model.tables import CHANGE_COLUMNS
 from fraudshop.pipeline.stream import QUERY_NAME
 
@@ -265,6 +267,7 @@ def run_system(
         for change in plan.workload.changes(now):
             record_profile_change(session, keyspace, change)
         load_change_history(session, keyspace, plan.workload.history(now))
+        load_rules(session, keyspace, plan.workload.rule_definitions(), now - timedelta(hours=1))
         measured = _drive(config, system, plan, work_dir)
         log.info("%s: reading back %d transactions and their alerts", system, len(measured.offered))
         changed = plan.workload.changed_accounts()
@@ -293,6 +296,17 @@ def load_change_history(session: Session, keyspace: str, history: Iterator[Profi
         log.info(
             "loaded %d historical profile changes into cust_change in %.1f s", len(rows), time.monotonic() - started
         )
+
+
+def load_rules(session: Session, keyspace: str, definitions: list[RuleDefinition], created_at: datetime) -> None:
+    """Store the rules as the API does (each in its logged batch), several at a time."""
+    if not definitions:
+        return
+    store = RuleStore(session, keyspace)
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as writers:
+        list(writers.map(lambda definition: store.add(definition, created_at), definitions))
+    log.info("loaded %d rules in %.1f s", len(definitions), time.monotonic() - started)
 
 
 def _drive(config: Config, system: str, plan: BenchPlan, work_dir: Path) -> Measured:

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fraudshop.lab.workload import account_number, synthetic_transactions
+from fraudshop.lab.workload import account_number, merchant_catalogue, synthetic_rules, synthetic_transactions
 from fraudshop.model.changes import CHANGE_TYPES, ProfileChange
 from fraudshop.model.records import Transaction
+from fraudshop.model.rules import RuleDefinition, RuleKind
 
 #: (account_no, tranid): a transaction's identity in bank.transaction.
 TransactionKey = tuple[str, str]
@@ -21,6 +22,16 @@ AlertKey = tuple[str, str]
 #: Old changes are spread over this many times the transacting accounts (as in a bank, most
 #: customers with a history do not transact in a given minute).
 HISTORY_ACCOUNTS_FACTOR = 10
+#: The bench's rules: mostly customers' amount limits, some new-merchant checks and monthly caps, a few
+#: notifications of everything; the merchants' staff confirmations and daily counts.
+RULE_MIX = {
+    RuleKind.AMOUNT_OVER: 5,
+    RuleKind.NEW_MERCHANT: 2,
+    RuleKind.MERCHANT_MONTHLY_CAP: 2,
+    RuleKind.NOTIFY_EVERY_TRANSACTION: 1,
+    RuleKind.MERCHANT_AMOUNT_OVER: 1,
+    RuleKind.MERCHANT_DAILY_COUNT: 1,
+}
 #: How far back the oldest change of the history lies.
 HISTORY_DAYS = 365
 
@@ -38,6 +49,13 @@ class Workload:
     changed_every: int
     seed: int
     history_changes: int = 0
+    #: Fraud-prevention rules in force, over ten times the transacting accounts (as the change history)
+    #: and over the whole merchant catalogue, in :data:`RULE_MIX` proportions.
+    rules: int = 0
+
+    def rule_definitions(self) -> list[RuleDefinition]:
+        history_accounts = HISTORY_ACCOUNTS_FACTOR * self.accounts
+        return synthetic_rules(self.rules, history_accounts, self.seed, RULE_MIX, merchants=len(merchant_catalogue()))
 
     def changed_indexes(self) -> range:
         return range(0, self.accounts, self.changed_every)

@@ -1,0 +1,63 @@
+"""`fraudshop schema apply` on a keyspace created by an earlier release: the columns added since
+(the transaction's merchant fields) are added to its tables, and applying again changes nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from fraudshop.config import Config
+from fraudshop.io.cassandra.schema import apply_schema, schema_statements
+from fraudshop.io.cassandra.session import cassandra_session
+from fraudshop.model.records import MERCHANT_FIELDS
+from fraudshop.model.tables import TRANSACTION_COLUMNS, schema_cql
+
+pytestmark = pytest.mark.integration
+
+
+def transaction_table_before_merchant_fields() -> str:
+    """bank.transaction's CREATE TABLE as the release before the merchant fields had it."""
+    (create,) = [s for s in schema_statements(schema_cql()) if s.startswith("CREATE TABLE IF NOT EXISTS transaction ")]
+    older = re.sub(rf"\n\s*(?:{'|'.join(MERCHANT_FIELDS)}) text,", "", create)
+    assert not any(name in older for name in MERCHANT_FIELDS)
+    return older
+
+
+def test_schema_apply_adds_the_merchant_fields_to_an_existing_transaction_table(isolated_config: Config) -> None:
+    keyspace = isolated_config.cassandra.keyspace
+    with cassandra_session(isolated_config.cassandra) as session:
+        try:
+            session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {isolated_config.cassandra.replication}")
+            session.set_keyspace(keyspace)
+            session.execute(transaction_table_before_merchant_fields())
+            posted = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+            session.execute(
+                "INSERT INTO transaction (account_no, tranpostdt, tranid, amount) VALUES (%s, %s, %s, %s)",
+                ("ACC-OLD", posted, "T-old", 1.0),
+            )
+
+            apply_schema(session, isolated_config.cassandra)
+            apply_schema(session, isolated_config.cassandra)  # idempotent: the columns are there now
+
+            columns = {
+                row.column_name
+                for row in session.execute(
+                    "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+                    (keyspace, "transaction"),
+                )
+            }
+            assert columns == set(TRANSACTION_COLUMNS)
+            session.execute(
+                "INSERT INTO transaction (account_no, tranpostdt, tranid, amount, merchant_id, merchant_category, "
+                "channel) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                ("ACC-NEW", posted, "T-new", 2.0, "M0001", "5411", "pos"),
+            )
+            rows = {
+                row.tranid: (row.merchant_id, row.merchant_category, row.channel)
+                for row in session.execute("SELECT tranid, merchant_id, merchant_category, channel FROM transaction")
+            }
+            assert rows == {"T-old": (None, None, None), "T-new": ("M0001", "5411", "pos")}
+        finally:
+            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")

@@ -24,13 +24,13 @@ def notifications(config: Config, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from fraudshop.io.kafka.notification_reader import first_deliveries, notification_messages
+    from fraudshop.io.kafka.notification_reader import notification_messages
 
     console = Console()
     shown = 0
     messages = notification_messages(config.kafka, follow=args.follow, from_beginning=not args.new_only)
     try:
-        for message in first_deliveries(messages):
+        for message in messages:
             shown += 1
             line = "  ".join(
                 f"[bold]{escape(str(message.get(name) or '-'))}[/bold]"

@@ -8,7 +8,11 @@
    :func:`put_profile`, :func:`wait_for_alerts`, :func:`show_alerts`: each sends an edited one, for
    each of :data:`DEMO_UPDATES`: a real change flags the account's transactions from the next
    micro-batch on, a formatting edit (:func:`show_nothing_flagged`) flags nothing;
-5. :func:`watch_alerts`, :func:`plot_alerts`, :func:`show_counts`: the stream keeps flagging.
+5. :func:`watch_alerts`, :func:`plot_alerts`, :func:`show_counts`: the stream keeps flagging;
+6. the rules chapter: :func:`watch_notifications`, :func:`add_demo_rules` (CUST-DAVE caps his app-store
+   spend at £20 a month, the coffee shop asks staff to confirm over £50), :func:`send_purchases`,
+   :func:`show_notifications` (the hits, announced live on the notifications topic) and
+   :func:`show_rule_hits` (the same hits as the API returns them).
 
 :class:`Running` holds everything started, and stops it all, also when a step fails halfway (and at
 interpreter exit). Every wait is bounded, and gives up at once when the job has stopped.
@@ -17,17 +21,20 @@ interpreter exit). Every wait is bounded, and gives up at once when the job has 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
+import re
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,14 +46,24 @@ from fraudshop.config import Config, KafkaConfig, as_environment
 from fraudshop.io.cassandra.reads import ALERT_SUMMARY_COLUMNS
 from fraudshop.io.cassandra.schema import apply_schema
 from fraudshop.io.cassandra.session import cassandra_session
+from fraudshop.io.kafka.notification_reader import NotificationFeed
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.console import print_table, step
 from fraudshop.lab.stack import stack_up
 from fraudshop.lab.waiting import wait_until
-from fraudshop.lab.workload import account_number, synthetic_transactions
+from fraudshop.lab.workload import (
+    APP_STORE_ID,
+    COFFEE_SHOP_ID,
+    account_number,
+    merchants_by_id,
+    synthetic_transactions,
+)
 from fraudshop.model.changes import as_utc
+from fraudshop.model.records import Transaction
+from fraudshop.model.rule_evaluation import Txn, judge_batch
+from fraudshop.model.rules import OWNER_FIELDS, PARAMETERS, RULE_DEFINITION, Rule, RuleKind
 from fraudshop.model.tables import TRANSACTION_KEY
 from fraudshop.service.client import ApiClient
 
@@ -97,6 +114,15 @@ DEMO_UPDATES: tuple[DemoUpdate, ...] = (
             "address": {"lines": ["31 Canal Street"], "city": "Manchester", "postcode": "M1 3HE", "country": "GB"},
         },
     ),
+)
+#: The customer of the rules chapter: his one account is the last account number, outside any producer's
+#: range, so every transaction on it is one the story sends and the chapter's hits are exactly those foretold.
+RULES_CUSTOMER_ID = "CUST-DAVE"
+_DAVE = _profile(9_999_999, "dave@example.com", "+44 20 7946 0404", "2 Mill Lane", "London", "SW9 8BH")
+#: Every customer's first profile, as the bank's customer system sends it (:func:`store_baselines`).
+BASELINES: tuple[tuple[str, dict[str, Any]], ...] = (
+    *((demo.customer_id, demo.baseline) for demo in DEMO_UPDATES),
+    (RULES_CUSTOMER_ID, _DAVE),
 )
 #: The producer stops by itself after this long, should a notebook be left running.
 PRODUCER_SAFETY_LIMIT = timedelta(minutes=30)
@@ -202,6 +228,10 @@ class Running:
         if self.session is None:
             self.session = self._resources.enter_context(cassandra_session(self.config.cassandra))
         return self.session
+
+    def close_on_stop(self, close: Callable[[], None]) -> None:
+        """Have :meth:`stop` call ``close`` (in reverse order of registration, after the processes)."""
+        self._resources.callback(close)
 
     def check_job(self) -> None:
         if self.job is not None and self.job.poll() is not None:
@@ -338,21 +368,19 @@ def watch_transactions(running: Running, accounts: int, seconds: float = 8, time
 
 
 def store_baselines(running: Running, api: ApiClient) -> None:
-    """The bank's customer system sends the story's customers' profiles: each is their first, a
-    baseline that records no change. An earlier run's stored profiles are removed first, so that
-    these are first profiles again."""
-    for demo in DEMO_UPDATES:
+    """The bank's customer system sends the story's customers' profiles (:data:`BASELINES`): each is
+    their first, a baseline that records no change. An earlier run's stored profiles are removed first,
+    so that these are first profiles again."""
+    for customer_id, _ in BASELINES:
         # A lightweight transaction too: the row is written only with them (see bank.cql).
         running.cassandra.execute(
-            f"DELETE FROM {running.keyspace}.customer WHERE customer_id = %s IF EXISTS", (demo.customer_id,)
+            f"DELETE FROM {running.keyspace}.customer WHERE customer_id = %s IF EXISTS", (customer_id,)
         )
     rows = []
-    for demo in DEMO_UPDATES:
-        stored = api.put_profile(demo.customer_id, demo.baseline)
+    for customer_id, baseline in BASELINES:
+        stored = api.put_profile(customer_id, baseline)
         profile = stored["profile"]
-        rows.append(
-            [demo.customer_id, stored["outcome"], profile["email"], profile["phone"], profile["address"]["city"]]
-        )
+        rows.append([customer_id, stored["outcome"], profile["email"], profile["phone"], profile["address"]["city"]])
     print_table(("customer_id", "outcome", "email", "phone", "city"), rows)
 
 
@@ -472,9 +500,310 @@ def show_counts(alerts: Mapping[str, Sequence[Alert]], changes: Sequence[PostedC
     print_table(("customer_id", "account_no", "change", "changed_at", "alerts", "first_alert", "last_alert"), rows)
 
 
+# The rules chapter: a customer's cap, a merchant's staff check, their hits announced live.
+
+#: Dave's monthly cap at the app store, and the coffee shop's staff-confirmation limit.
+APP_STORE_CAP = 20.0
+COFFEE_STAFF_LIMIT = 50.0
+#: The chapter's rules, as ``POST /rules`` bodies. Dave's cap is customer-scoped: the job finds his
+#: account through his stored profile (``account_holder``), as a bank's rule would.
+DEMO_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "kind": RuleKind.MERCHANT_MONTHLY_CAP.value,
+        "customer_id": RULES_CUSTOMER_ID,
+        "amount_limit": APP_STORE_CAP,
+        "capped_merchant_id": APP_STORE_ID,
+    },
+    {"kind": RuleKind.MERCHANT_AMOUNT_OVER.value, "merchant_id": COFFEE_SHOP_ID, "amount_limit": COFFEE_STAFF_LIMIT},
+)
+#: A rule hit as the story shows it (columns of ``rule_hit``).
+HIT_COLUMNS: tuple[str, ...] = (
+    "tranpostdt",
+    "tranid",
+    "kind",
+    "action",
+    "amount",
+    "evidence_value",
+    "evidence_limit",
+    "reason",
+)
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A purchase of Dave's that the story sends to Kafka itself."""
+
+    merchant_id: str
+    amount: float
+    told: str
+
+
+#: Dave's purchases, in this order, about a second apart: two apps (the second takes his month at the
+#: app store to 21.99, over his £20 cap), then a round of coffees over the coffee shop's £50.
+DEMO_PURCHASES: tuple[Purchase, ...] = (
+    Purchase(APP_STORE_ID, 12.00, "buys a game"),
+    Purchase(APP_STORE_ID, 9.99, "buys an upgrade"),
+    Purchase(COFFEE_SHOP_ID, 65.00, "buys coffee and cake for the office"),
+)
+
+
+@dataclass(frozen=True)
+class ForetoldHit:
+    """A hit the story expects of its rules on its purchases (docs/rules.md, "When each rule fires")."""
+
+    tranid: str
+    kind: str
+    action: str
+    amount: float
+    evidence_value: float
+    evidence_limit: float
+
+
+def rules_customer_account() -> str:
+    """Dave's one account."""
+    return str(_DAVE["accounts"][0])
+
+
+def is_demo_rule(rule: Mapping[str, Any]) -> bool:
+    """Whether a stored rule (as the API returns it) is one of :data:`DEMO_RULES`: the same kind, owner
+    and parameters. Only those are removed before a run, so that reruns do not stack rules while a
+    rule someone added by hand stays."""
+    for body in DEMO_RULES:
+        parameters = {name: value for name, value in body.items() if name != "kind" and name not in OWNER_FIELDS}
+        if (
+            rule.get("kind") == body["kind"]
+            and all(rule.get(name) == body.get(name) for name in OWNER_FIELDS)
+            and rule.get("parameters") == parameters
+        ):
+            return True
+    return False
+
+
+def purchase_transaction(purchase: Purchase, tranpostdt: datetime) -> Transaction:
+    """Dave's purchase as a JSON record of the producer's, with the merchant's fields."""
+    merchant = merchants_by_id()[purchase.merchant_id]
+    channel, code, description = merchant.sales[0]
+    return {
+        "account_no": rules_customer_account(),
+        "tranpostdt": tranpostdt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "tranid": str(uuid.uuid4()),
+        "amount": purchase.amount,
+        "merchant": merchant.name,
+        "merchant_id": merchant.merchant_id,
+        "merchant_category": merchant.mcc,
+        "channel": channel,
+        "trancd": code,
+        "trandescription": description,
+        "transtat": "POSTED",
+        "trantype": "DEBIT",
+        "tranamt": purchase.amount,
+    }
+
+
+def foretell_hits(transactions: Sequence[Transaction], rules: Sequence[Mapping[str, Any]]) -> list[ForetoldHit]:
+    """The hits ``rules`` (each as a ``POST /rules`` body or as the API returns it; in force before the
+    purchases) find on ``transactions``, the account's only ones, as the job's rules are stated in plain
+    Python (:mod:`fraudshop.model.rule_evaluation`), in event time."""
+    in_force = [
+        Rule(
+            uuid.uuid5(uuid.NAMESPACE_URL, repr(sorted(rule.items(), key=str))),
+            RULE_DEFINITION.validate_python(_definition_fields(rule)),
+            datetime(1970, 1, 1, tzinfo=UTC),
+        )
+        for rule in rules
+    ]
+    purchases = [
+        Txn(
+            t["account_no"],
+            _utc(t["tranpostdt"]),
+            t["tranid"],
+            float(t["amount"]),
+            t.get("merchant_id"),
+            t.get("merchant_category"),
+        )
+        for t in transactions
+    ]
+    holders = {rules_customer_account(): RULES_CUSTOMER_ID}
+    hits = judge_batch(purchases, {}, in_force, holders, set())
+    foretold = [
+        ForetoldHit(hit.tranid, hit.kind, hit.action, hit.amount, hit.evidence_value or 0.0, hit.evidence_limit or 0.0)
+        for hit in sorted(hits, key=lambda hit: (hit.tranpostdt, hit.tranid, hit.kind))
+    ]
+    return foretold
+
+
+def _definition_fields(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule's definition (kind, owners, parameters) from a POST /rules body or an API answer."""
+    fields = {**rule, **(rule.get("parameters") or {})}
+    wanted = ("kind", *OWNER_FIELDS, *PARAMETERS)
+    return {name: value for name, value in fields.items() if name in wanted and value is not None}
+
+
+#: :func:`notification_line` parsed: received (clock time), seconds since the transaction was posted,
+#: action, kind, customer, merchant, amount, tranid, reason.
+NOTIFIED_LINE = re.compile(r"^NOTIFIED (\S+) \+(-?[0-9.]+)s (\S+) (\S+) (\S+) (\S+) (-?[0-9.]+) (\S+): (.*)$", re.M)
+
+
+def notification_line(message: Mapping[str, Any], received_at: datetime) -> str:
+    """A notification as the story prints it, received at ``received_at``, with how long after its
+    transaction was posted: parseable (:data:`NOTIFIED_LINE`), its reason last."""
+
+    def field(name: str) -> str:
+        value = message.get(name)
+        return "-" if value in (None, "") else str(value)
+
+    lag = (received_at - _utc(message["tranpostdt"])).total_seconds() if message.get("tranpostdt") else 0.0
+    return (
+        f"NOTIFIED {_clock(received_at)} +{lag:.1f}s {field('action')} {field('kind')} {field('customer_id')} "
+        f"{field('merchant_id')} {float(message.get('amount') or 0):.2f} {field('tranid')}: {field('reason')}"
+    )
+
+
+def watch_notifications(running: Running) -> NotificationFeed:
+    """Start listening to the notifications topic from its end now (closed by ``running.stop()``)."""
+    watch = NotificationFeed(running.config.kafka, from_beginning=False)
+    running.close_on_stop(watch.close)
+    return watch
+
+
+def add_demo_rules(running: Running, api: ApiClient) -> list[dict[str, Any]]:
+    """Dave's cap and the coffee shop's staff check, through ``POST /rules``; prints and returns the
+    stored rules. An earlier run's (:func:`is_demo_rule`) are removed first, and Dave's account's
+    transactions too: the month's spend starts at 0 again."""
+    earlier = [
+        rule
+        for rule in (*api.rules_of_customer(RULES_CUSTOMER_ID), *api.rules_of_merchant(COFFEE_SHOP_ID))
+        if is_demo_rule(rule)
+    ]
+    for rule in earlier:
+        api.remove_rule(str(rule["rule_id"]))
+    running.cassandra.execute(
+        f"DELETE FROM {running.keyspace}.transaction WHERE account_no = %s", (rules_customer_account(),)
+    )
+    if earlier:
+        print(f"removed {len(earlier)} rule(s) of an earlier run", flush=True)
+    added = [api.add_rule(body["kind"], **{k: v for k, v in body.items() if k != "kind"}) for body in DEMO_RULES]
+    print_table(
+        ("rule_id", "kind", "scope", "scope_id", "parameters", "action", "created_at"),
+        [
+            [
+                rule["rule_id"],
+                rule["kind"],
+                rule["scope"],
+                rule["scope_id"],
+                json.dumps(rule["parameters"]),
+                rule["action"],
+                _utc(rule["created_at"]),
+            ]
+            for rule in added
+        ],
+    )
+    return added
+
+
+def send_purchases(kafka: KafkaConfig, purchases: Sequence[Purchase] = DEMO_PURCHASES) -> list[Transaction]:
+    """Send Dave's purchases to the transactions topic, one a second, each posted as it is sent (after
+    the rules' created_at, so they judge it); prints and returns them."""
+    sent: list[Transaction] = []
+
+    def stamped() -> Iterator[Transaction]:
+        for purchase in purchases:
+            transaction = purchase_transaction(purchase, datetime.now(UTC))
+            sent.append(transaction)
+            print(
+                f"{_clock(_utc(transaction['tranpostdt']))}  {RULES_CUSTOMER_ID} {purchase.told}: "
+                f"{purchase.amount:.2f} at {transaction['merchant']} ({purchase.merchant_id})",
+                flush=True,
+            )
+            yield transaction
+
+    send_transactions(kafka, stamped(), rate=1.0)
+    return sent
+
+
+def show_notifications(
+    watch: NotificationFeed,
+    running: Running,
+    rules: Sequence[Mapping[str, Any]],
+    expected: int,
+    timeout: float = 60,
+) -> list[dict[str, Any]]:
+    """Print the rules' notifications as they come, until ``expected`` have come or ``timeout``
+    seconds passed; returns them. Printed from the calling thread, so they show in a notebook cell."""
+    rule_ids = {str(rule["rule_id"]) for rule in rules}
+    print(f"listening on topic {watch.topic}:", flush=True)
+    shown: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(shown) < expected and (left := deadline - time.monotonic()) > 0:
+        running.check_job()
+        for message in watch.poll(min(left, 1.0)):
+            if str(message.get("rule_id")) in rule_ids:
+                print(notification_line(message, datetime.now(UTC)), flush=True)
+                shown.append(message)
+    if len(shown) < expected:
+        print(f"{len(shown)} of {expected} notifications within {timeout:.0f} s", flush=True)
+    return shown
+
+
+def _hit_rows(hits: Sequence[Mapping[str, Any]]) -> list[list[object]]:
+    def value(hit: Mapping[str, Any], name: str) -> object:
+        if name == "tranpostdt":
+            return _utc(hit[name])
+        if name in ("amount", "evidence_value", "evidence_limit") and hit.get(name) is not None:
+            return float(hit[name])
+        return hit.get(name)
+
+    return [[value(hit, name) for name in HIT_COLUMNS] for hit in hits]
+
+
+def show_rule_hits(
+    api: ApiClient,
+    running: Running,
+    rules: Sequence[Mapping[str, Any]],
+    transactions: Sequence[Transaction],
+    expected: int,
+    timeout: float = 60,
+) -> list[dict[str, Any]]:
+    """Dave's hits and the coffee shop's of the purchases' day, of the chapter's rules, as the API
+    returns them (waiting until the ``expected`` hits of Dave's are stored: a batch announces its hits
+    just before it stores them). Returns Dave's."""
+    rule_ids = {str(rule["rule_id"]) for rule in rules}
+
+    def customer_hits() -> list[dict[str, Any]]:
+        return [hit for hit in api.hits_of_customer(RULES_CUSTOMER_ID) if str(hit["rule_id"]) in rule_ids]
+
+    _wait_until(
+        f"{RULES_CUSTOMER_ID}'s rule hits", lambda: len(customer_hits()) >= expected, running.check_job, timeout
+    )
+    hits = customer_hits()
+    print(f"GET /customers/{RULES_CUSTOMER_ID}/rule-hits", flush=True)
+    print_table(HIT_COLUMNS, _hit_rows(hits))
+    days: list[date] = sorted(
+        {_utc(t["tranpostdt"]).date() for t in transactions if t.get("merchant_id") == COFFEE_SHOP_ID}
+    )
+    for day in days:
+        merchant_hits = [hit for hit in api.hits_of_merchant(COFFEE_SHOP_ID, day) if str(hit["rule_id"]) in rule_ids]
+        print(f"\nGET /merchants/{COFFEE_SHOP_ID}/rule-hits?day={day.isoformat()}", flush=True)
+        print_table(HIT_COLUMNS, _hit_rows(merchant_hits))
+    return hits
+
+
+def run_rules_chapter(running: Running, api: ApiClient) -> list[dict[str, Any]]:
+    """The whole chapter, as ``fraudshop demo`` tells it: returns Dave's hits."""
+    watch = watch_notifications(running)
+    rules = add_demo_rules(running, api)
+    print("   Dave shops:")
+    purchases = send_purchases(running.config.kafka)
+    foretold = foretell_hits(purchases, rules)
+    print(f"   {len(foretold)} of them need a confirmation. The job announces each hit on Kafka:")
+    show_notifications(watch, running, rules, expected=len(foretold))
+    print("\n   And stores it in rule_hit, read by customer and by merchant-day:")
+    return show_rule_hits(api, running, rules, purchases, expected=len(foretold))
+
+
 def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) -> None:
     """``fraudshop demo``: the story in a terminal. Each change is followed by ``duration`` / 3 of
-    streaming, its alert counts printed as they grow."""
+    streaming, its alert counts printed as they grow; then the rules chapter (about 15 s)."""
     generated_token = not config.api.token
     config = with_api_token(config)
     print("== 1. Local stack: a Kafka broker and a Cassandra node on 127.0.0.1", flush=True)
@@ -506,6 +835,15 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
             print()
         print("== 5. Alerts per customer. One customer's: fraudshop alerts --customer CUST-ALICE")
         show_counts({change.customer_id: alerts_of(api, change) for change in changes}, changes)
+        print(
+            f"\n== 6. Rules: {RULES_CUSTOMER_ID} caps his app-store spend at {APP_STORE_CAP:.0f} a month, "
+            f"the coffee shop's staff confirm over {COFFEE_STAFF_LIMIT:.0f} (POST /rules)",
+            flush=True,
+        )
+        run_rules_chapter(running, api)
+        print(
+            f"   Follow them yourself: fraudshop notifications --follow; fraudshop hits --customer {RULES_CUSTOMER_ID}"
+        )
     finally:
         running.stop()
     print("The local stack is still running for your queries; stop it with: fraudshop stack down")

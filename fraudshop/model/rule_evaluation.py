@@ -65,6 +65,10 @@ class Hit:
     evidence_value: float | None
     evidence_limit: float | None
     hit_id: str
+    merchant_category: str | None
+    #: The Kafka offset of the transaction's record, when it is the batch's (a daily count's crossing
+    #: transaction may be a stored one).
+    source_offset: int | None
 
 
 def _month(moment: datetime) -> tuple[int, int]:
@@ -72,11 +76,14 @@ def _month(moment: datetime) -> tuple[int, int]:
 
 
 def applies(rule: Rule, txn: Txn, holders: dict[str, str]) -> bool:
+    """Whether ``rule`` watches ``txn``: made once the rule existed, of its scope; a customer's rule on
+    one account only while no one else holds it."""
     if txn.tranpostdt < rule.created_at:
         return False
     scope, scope_id = scope_of(rule.definition)
     if scope is RuleScope.ACCOUNT:
-        return txn.account_no == scope_id
+        holder = holders.get(txn.account_no)
+        return txn.account_no == scope_id and holder in (None, getattr(rule.definition, "customer_id", None))
     if scope is RuleScope.CUSTOMER:
         return holders.get(txn.account_no) == scope_id
     return txn.merchant_id == scope_id
@@ -126,10 +133,11 @@ def judge_batch(
     stored: dict[tuple[str, datetime, str], Txn],
     rules: Sequence[Rule],
     holders: dict[str, str],
-    fired: set[tuple[str, str, date]],
+    done: set[str],
 ) -> set[Hit]:
-    """The hits of one micro-batch, given the transactions stored by earlier batches and the daily counts
-    that fired before. A batch's record delivered twice counts once (its earliest Kafka position)."""
+    """The hits of one micro-batch, given the transactions stored by earlier batches and the ids of the
+    hits done before (stored and announced: never found again). A batch's record delivered twice counts
+    once (its earliest Kafka position)."""
     own: dict[tuple[str, datetime, str], Txn] = {}
     for txn in sorted(batch, key=lambda t: t.position):
         own.setdefault(txn.key, txn)
@@ -145,9 +153,10 @@ def judge_batch(
             if rule.kind is RuleKind.MERCHANT_DAILY_COUNT or not applies(rule, txn, holders):
                 continue
             fires, value, limit = _judge(rule, txn, by_account[txn.account_no])
-            if fires:
+            identity = hit_id(rule.rule_id, *txn.key)
+            if fires and identity not in done:
                 customer = getattr(rule.definition, "customer_id", None) or holders.get(txn.account_no)
-                hits.add(_hit(rule, txn, customer, value, limit, hit_id(rule.rule_id, *txn.key)))
+                hits.add(_hit(rule, txn, customer, value, limit, identity, in_batch=True))
     for rule in rules:
         definition = rule.definition
         if not isinstance(definition, MerchantDailyCount):
@@ -159,20 +168,29 @@ def judge_batch(
             if applies(rule, t, holders) and t.amount > definition.amount_above
         }
         for day in days:
-            if (str(rule.rule_id), definition.merchant_id, day) in fired:
+            identity = daily_hit_id(rule.rule_id, definition.merchant_id, day)
+            if identity in done:
                 continue
             day_over = (t for t in by_merchant_day[(definition.merchant_id, day)] if t.amount > definition.amount_above)
-            counted = sorted(day_over, key=lambda t: t.order)
+            # In event time; transactions of different accounts may share a time and a tranid.
+            counted = sorted(day_over, key=lambda t: (*t.order, t.account_no))
             if len(counted) > definition.count_limit:
                 crossing = counted[definition.count_limit]
-                in_batch = own.get(crossing.key)
-                customer = holders.get(crossing.account_no) if in_batch is not None else None
-                identity = daily_hit_id(rule.rule_id, definition.merchant_id, day)
-                hits.add(_hit(rule, crossing, customer, float(len(counted)), float(definition.count_limit), identity))
+                count, limit = float(len(counted)), float(definition.count_limit)
+                # A merchant's notice: filed under no customer.
+                hits.add(_hit(rule, crossing, None, count, limit, identity, in_batch=crossing.key in own))
     return hits
 
 
-def _hit(rule: Rule, txn: Txn, customer: str | None, value: float | None, limit: float | None, identity: str) -> Hit:
+def _hit(
+    rule: Rule,
+    txn: Txn,
+    customer: str | None,
+    value: float | None,
+    limit: float | None,
+    identity: str,
+    in_batch: bool,
+) -> Hit:
     return Hit(
         str(rule.rule_id),
         rule.kind.value,
@@ -187,4 +205,6 @@ def _hit(rule: Rule, txn: Txn, customer: str | None, value: float | None, limit:
         value,
         limit,
         identity,
+        txn.merchant_category if in_batch else None,
+        txn.position[1] if in_batch else None,
     )

@@ -113,8 +113,10 @@ RULE_HIT_COLUMNS: tuple[str, ...] = (
     "detected_at",
     *KAFKA_POSITION,
 )
-RULE_HIT_KEY: tuple[str, ...] = ("customer_id", "tranpostdt", "tranid", "rule_id")
-RULE_HIT_BY_MERCHANT_DAY_KEY: tuple[str, ...] = (*MERCHANT_DAY_KEY, "tranpostdt", "tranid", "rule_id")
+RULE_HIT_KEY: tuple[str, ...] = ("customer_id", "tranpostdt", "tranid", "account_no", "rule_id")
+RULE_HIT_BY_MERCHANT_DAY_KEY: tuple[str, ...] = (*MERCHANT_DAY_KEY, "tranpostdt", "tranid", "account_no", "rule_id")
+#: bank.rule_hit_done: the hits stored and announced.
+RULE_HIT_DONE_COLUMNS: tuple[str, ...] = ("hit_id", "done_at")
 
 #: Every table and its columns, as the schema test checks them.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -134,6 +136,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "transaction_by_merchant_day": TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
     "rule_hit": RULE_HIT_COLUMNS,
     "rule_hit_by_merchant_day": RULE_HIT_COLUMNS,
+    "rule_hit_done": RULE_HIT_DONE_COLUMNS,
 }
 #: Each table's primary key, partition key first.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -153,6 +156,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "transaction_by_merchant_day": TRANSACTION_BY_MERCHANT_DAY_KEY,
     "rule_hit": RULE_HIT_KEY,
     "rule_hit_by_merchant_day": RULE_HIT_BY_MERCHANT_DAY_KEY,
+    "rule_hit_done": RULE_HIT_DONE_COLUMNS[:1],
 }
 
 #: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).

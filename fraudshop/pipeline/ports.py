@@ -34,10 +34,10 @@ class DetectionStore(Protocol):
     # The accounts' stored transactions posted at or after `since` (HISTORY_COLUMNS of transforms.rules).
     def history_of_accounts(self, accounts: DataFrame, since: datetime) -> DataFrame: ...
     def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame: ...  # of (merchant_id, day) pairs
-    # (rule_id, merchant_id, day) of the merchant_daily_count hits stored on those merchant-days.
-    def daily_hits_of_merchant_days(self, keys: DataFrame) -> DataFrame: ...
+    def done_hits(self, hit_ids: DataFrame) -> DataFrame: ...  # the rule_hit_done rows of those hit_ids
     def write_merchant_days(self, rows: DataFrame) -> None: ...  # transaction_by_merchant_day
-    def write_rule_hits(self, hits: DataFrame) -> None: ...  # rule_hit (those with a customer), by merchant-day
+    # rule_hit (those with a customer), then rule_hit_by_merchant_day (those at a merchant), then rule_hit_done.
+    def write_rule_hits(self, hits: DataFrame) -> None: ...
 
 
 class NotificationSink(Protocol):

@@ -10,7 +10,7 @@ from datetime import UTC, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fraudshop.model.rules import RuleKind
+from fraudshop.model.rules import RuleKind, RuleScope
 from fraudshop.model.tables import ACCOUNT_HOLDER_COLUMNS, MERCHANT_DAY_KEY, RULE_HIT_COLUMNS
 from fraudshop.pipeline.held import collected, computed_once
 from fraudshop.pipeline.ports import DetectionStore, NotificationSink
@@ -34,8 +34,9 @@ class RulesOutcome:
 @dataclass(eq=False)
 class RuleStep:
     """Per batch: store the transactions at merchants by merchant-day, then judge the batch against the rules
-    in force now. Notifications are sent before the hits are stored, so a stored hit has been notified; a
-    batch that fails between the two finds the same hits again, with the same ids, and sends them again."""
+    in force now. A hit is announced, then stored, then marked done (rule_hit_done); a batch run again skips
+    the hits done, so only one that failed between its announcement and its mark is announced again, with
+    the same id."""
 
     store: DetectionStore
     notifications: NotificationSink
@@ -51,10 +52,12 @@ class RuleStep:
             return RulesOutcome(0, 0)
         kinds = {row.kind for row in rules.select("kind").distinct().collect()}
         history = self._history(transactions, rules, holders, kinds)
-        merchant_days, fired = self._merchant_days(transactions, kinds)
-        hits = rule_hits(transactions, rules, holders, history, merchant_days, fired, carried=(detected_at,))
+        merchant_days = self._merchant_days(transactions, rules, kinds)
+        hits = rule_hits(
+            transactions, rules, holders, history, merchant_days, self.store.done_hits, carried=(detected_at,)
+        )
         stamped = hits.withColumn("detected_at", F.col(detected_at)).select(*RULE_HIT_COLUMNS)
-        with computed_once(stamped) as found:  # read by the notifications and both tables
+        with computed_once(stamped) as found:  # read by the notifications and the three tables
             # Counted first, on its own: the count computes the hits once for the writes after it, and an
             # Observation is never reported by the Kafka sink's write.
             hit_count = found.count()
@@ -77,17 +80,19 @@ class RuleStep:
         month_start = earliest.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         since = min(month_start, earliest - timedelta(days=lookback.days or 0))
         # The accounts those rules watch: theirs, or their holders'.
-        by_account = looking_back.where("scope = 'account'").select(F.col("scope_id").alias("account_no"))
-        by_holder = holders.join(
-            looking_back.where("scope = 'customer'").select(F.col("scope_id").alias("customer_id")), "customer_id"
-        ).select("account_no")
+        scope = F.col("scope")
+        by_account = looking_back.where(scope == RuleScope.ACCOUNT.value).select(F.col("scope_id").alias("account_no"))
+        customers = looking_back.where(scope == RuleScope.CUSTOMER.value).select(F.col("scope_id").alias("customer_id"))
+        by_holder = holders.join(customers, "customer_id").select("account_no")
         return self.store.history_of_accounts(by_account.unionByName(by_holder).distinct(), since)
 
-    def _merchant_days(self, transactions: DataFrame, kinds: set[str]) -> tuple[DataFrame, DataFrame]:
-        """The stored transactions of the batch's merchant-days, and the daily counts that fired on them."""
+    def _merchant_days(self, transactions: DataFrame, rules: DataFrame, kinds: set[str]) -> DataFrame:
+        """The stored transactions of the batch's merchant-days at the merchants with a daily count."""
         rows = merchant_day_rows(transactions)
         if RuleKind.MERCHANT_DAILY_COUNT.value not in kinds:
-            no_rule = F.lit(None).cast("string").alias("rule_id")
-            return rows.limit(0), rows.select(no_rule, *MERCHANT_DAY_KEY).limit(0)
-        keys = rows.select(*MERCHANT_DAY_KEY).distinct()
-        return self.store.transactions_of_merchant_days(keys), self.store.daily_hits_of_merchant_days(keys)
+            return rows.limit(0)
+        counting = rules.where(F.col("kind") == RuleKind.MERCHANT_DAILY_COUNT.value).select(
+            F.col("scope_id").alias("merchant_id")
+        )
+        keys = rows.select(*MERCHANT_DAY_KEY).join(counting.distinct(), "merchant_id").distinct()
+        return self.store.transactions_of_merchant_days(keys)

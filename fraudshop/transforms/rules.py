@@ -10,6 +10,8 @@ in event time, ``(tranpostdt, tranid)`` order. A replayed batch reads the same s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -27,15 +29,15 @@ from fraudshop.model.tables import (
 HISTORY_COLUMNS: tuple[str, ...] = (*TRANSACTION_KEY, "amount", "merchant_id", "merchant_category")
 #: What the job writes besides the hit itself: when it wrote it (the batch's time).
 HIT_COLUMNS: tuple[str, ...] = tuple(name for name in RULE_HIT_COLUMNS if name != "detected_at")
-#: The kinds judged on each transaction alone, those judged against the account's history, and the daily count.
+#: The kinds judged against the account's history (the others, on each transaction alone, but the daily count).
 HISTORY_KINDS = (RuleKind.NEW_MERCHANT, RuleKind.MERCHANT_MONTHLY_CAP)
 _MICROS_PER_DAY = 86_400_000_000
 #: Sums of amounts are exact decimals, to 1/10,000 of the currency unit: summed as doubles, 10.01 + 9.99
 #: comes to 20.000000000000004, over a cap of 20.
-MONEY = "decimal(22,4)"
+MONEY = "decimal(38,4)"
 
 
-def distinct_transactions(transactions: DataFrame, carried: tuple[str, ...] = ()) -> DataFrame:
+def distinct_transactions(transactions: DataFrame) -> DataFrame:
     """Each transaction key once: a record Kafka delivered twice in one batch is judged once, as its
     earliest record (by Kafka position), whatever order the batch holds them in."""
     others = [name for name in transactions.columns if name not in (*TRANSACTION_KEY, *KAFKA_POSITION)]
@@ -75,7 +77,9 @@ def _scope_keys() -> Column:
 def transactions_with_rules(transactions: DataFrame, rules: DataFrame, holders: DataFrame) -> DataFrame:
     """One row per (transaction, rule that applies to it: of its account, its account's holder or its
     merchant, and created at or before the transaction's time): the transaction's columns, ``holder_id``,
-    and the rule's columns prefixed ``rule_`` (``rule_id``, ``rule_kind``, ``rule_amount_limit``, ...)."""
+    and the rule's columns prefixed ``rule_`` (``rule_id``, ``rule_kind``, ``rule_amount_limit``, ...).
+    A customer's rule on one account applies while the account is theirs, or its holder is unknown (no
+    stored profile holds it): never to another customer's account."""
     prefixed = rules.select(
         *[F.col(name).alias(name if name.startswith("rule_") else f"rule_{name}") for name in RULE_COLUMNS]
     )
@@ -85,6 +89,11 @@ def transactions_with_rules(transactions: DataFrame, rules: DataFrame, holders: 
         & (F.col("_key.scope_id") == F.col("rule_scope_id"))
         # A rule watches the transactions made once it exists, not those it learns of late.
         & (F.col("tranpostdt") >= F.col("rule_created_at"))
+        & (
+            (F.col("rule_scope") != RuleScope.ACCOUNT.value)
+            | F.col("holder_id").isNull()
+            | (F.col("holder_id") == F.col("rule_customer_id"))
+        )
     )
     # A batch's rules are those of its own accounts and merchants: few enough to send to every task.
     return keyed.join(F.broadcast(prefixed), matches).drop("_key")
@@ -110,6 +119,15 @@ def _before(earlier: str, later: str, or_equal: bool = False) -> Column:
     return (e_time < l_time) | same_time_earlier_id
 
 
+def _capped(transaction: str = "", rule: str = "") -> Column:
+    """The transaction is at the rule's capped merchant, or in its capped category (columns prefixed)."""
+    return F.coalesce(
+        F.col(f"{transaction}merchant_id") == F.col(f"{rule}rule_capped_merchant_id"),
+        F.col(f"{transaction}merchant_category") == F.col(f"{rule}rule_capped_merchant_category"),
+        F.lit(False),
+    )
+
+
 def _utc_month(tranpostdt: Column) -> Column:
     return F.trunc(F.to_date(tranpostdt), "month")
 
@@ -124,15 +142,10 @@ def history_evidence(pairs: DataFrame, history: DataFrame) -> DataFrame:
     in_lookback = h_micros >= t_micros - F.col("t.rule_lookback_days").cast("long") * _MICROS_PER_DAY
     earlier = _before("h", "t")
     same_merchant = F.col("h.merchant_id") == F.col("t.merchant_id")
-    capped = F.coalesce(
-        F.col("h.merchant_id") == F.col("t.rule_capped_merchant_id"),
-        F.col("h.merchant_category") == F.col("t.rule_capped_merchant_category"),
-        F.lit(False),
-    )
     counts_in_month = (
         _before("h", "t", or_equal=True)
         & (_utc_month(F.col("h.tranpostdt")) == _utc_month(F.col("t.tranpostdt")))
-        & capped
+        & _capped("h.", "t.")
         & (F.col("h.amount") > 0)
     )
     joined = judged.alias("t").join(history.select(*HISTORY_COLUMNS).alias("h"), "account_no")
@@ -150,11 +163,7 @@ def _evidence(pairs: DataFrame, history: DataFrame) -> DataFrame:
     kind, amount, limit = F.col("rule_kind"), F.col("amount"), F.col("rule_amount_limit")
     with_history = pairs.join(history_evidence(pairs, history), [*TRANSACTION_KEY, "rule_id"], "left")
     is_kind = {k: kind == k.value for k in RuleKind}
-    capped = F.coalesce(
-        F.col("merchant_id") == F.col("rule_capped_merchant_id"),
-        F.col("merchant_category") == F.col("rule_capped_merchant_category"),
-        F.lit(False),
-    )
+    capped = _capped()
     hit = (
         F.when(is_kind[RuleKind.AMOUNT_OVER] | is_kind[RuleKind.MERCHANT_AMOUNT_OVER], amount > limit)
         .when(is_kind[RuleKind.NOTIFY_EVERY_TRANSACTION], F.lit(True))
@@ -244,51 +253,51 @@ def transaction_rule_hits(pairs: DataFrame, history: DataFrame, carried: tuple[s
 
 
 def daily_count_hits(
-    pairs: DataFrame, merchant_days: DataFrame, fired: DataFrame, carried: tuple[str, ...] = ()
+    pairs: DataFrame, batch: DataFrame, merchant_days: DataFrame, done: DataFrame, carried: tuple[str, ...] = ()
 ) -> DataFrame:
     """The merchant_daily_count hits of the batch: for each such rule and UTC day on which the batch has a
-    transaction at its merchant above ``amount_above``, the known transactions of that merchant-day above
-    it (``merchant_days``: :func:`known_transactions` of transaction_by_merchant_day rows) are counted; the
-    rule fires when the count is over ``count_limit`` and it has not fired that day (``fired``: rule_id,
-    merchant_id, day of its stored hits). The hit's transaction is the one that took the count over: the
-    ``count_limit + 1``-th in event time; its evidence is the day's count."""
+    transaction it watches at its merchant above ``amount_above``, the known transactions of that
+    merchant-day above it (``merchant_days``: :func:`known_transactions` of transaction_by_merchant_day
+    rows) are counted; the rule fires when the count is over ``count_limit``, once per rule, merchant and
+    day (``done``: the hit_id of every hit done). The hit names the transaction that took the count over:
+    the ``count_limit + 1``-th in event time (ties by tranid, then account); its evidence is the day's
+    count. A merchant's notice, it is filed under no customer."""
     triggers = (
         pairs.where(F.col("rule_kind") == RuleKind.MERCHANT_DAILY_COUNT.value)
         .where(F.col("amount") > F.col("rule_amount_above"))
         .withColumn("day", F.to_date("tranpostdt"))
     )
     rule_columns = [name for name in triggers.columns if name.startswith("rule_")]
-    rule_days = triggers.select("merchant_id", "day", *rule_columns, *carried).dropDuplicates(
-        ["rule_id", "merchant_id", "day"]
+    rule_days = (
+        triggers.select("merchant_id", "day", *rule_columns, *carried)
+        .dropDuplicates(["rule_id", "merchant_id", "day"])
+        .withColumn("hit_id", _hit_id(F.col("rule_id"), F.col("merchant_id"), F.col("day")))
     )
-    not_fired = rule_days.join(
-        fired.select("rule_id", "merchant_id", "day"), ["rule_id", "merchant_id", "day"], "left_anti"
-    )
-    counted = not_fired.alias("r").join(
+    not_done = rule_days.join(done.select("hit_id"), "hit_id", "left_anti")
+    counted = not_done.alias("r").join(
         merchant_days.select(*TRANSACTION_BY_MERCHANT_DAY_COLUMNS).alias("m"),
         (F.col("r.merchant_id") == F.col("m.merchant_id"))
         & (F.col("r.day") == F.col("m.day"))
         & (F.col("m.amount") > F.col("r.rule_amount_above")),
     )
     in_day = Window.partitionBy("r.rule_id", "r.merchant_id", "r.day")
+    event_order = in_day.orderBy(F.col("m.tranpostdt"), F.col("m.tranid"), F.col("m.account_no"))
     ranked = counted.select(
-        *[F.col(f"r.{name}") for name in ("merchant_id", "day", *rule_columns, *carried)],
+        *[F.col(f"r.{name}") for name in ("merchant_id", "day", "hit_id", *rule_columns, *carried)],
         *[F.col(f"m.{name}") for name in ("tranpostdt", "account_no", "tranid", "amount")],
         F.count(F.lit(1)).over(in_day).alias("day_count"),
-        F.row_number().over(in_day.orderBy(F.col("m.tranpostdt"), F.col("m.tranid"))).alias("position"),
+        F.row_number().over(event_order).alias("position"),
     )
     crossing = ranked.where(F.col("position") == F.col("rule_count_limit") + 1)
-    # The crossing transaction's own columns, from the batch when it is one of the batch's.
-    batch = pairs.select(*TRANSACTION_KEY, "merchant_category", "holder_id", *KAFKA_POSITION).dropDuplicates(
-        list(TRANSACTION_KEY)
-    )
-    with_record = crossing.join(batch, list(TRANSACTION_KEY), "left").select(
+    # The crossing transaction's category and lineage, from the batch when it is one of the batch's.
+    record = batch.select(*TRANSACTION_KEY, "merchant_category", *KAFKA_POSITION)
+    with_record = crossing.join(record, list(TRANSACTION_KEY), "left").select(
         "*",
         F.col("day_count").cast("double").alias("evidence_value"),
         F.col("rule_count_limit").cast("double").alias("evidence_limit"),
-        _hit_id(F.col("rule_id"), F.col("merchant_id"), F.col("day")).alias("hit_id"),
     )
-    return with_record.select(*_hit_row(F.col("holder_id"), carried)).withColumn("reason", _reason())
+    no_customer = F.lit(None).cast("string")
+    return with_record.select(*_hit_row(no_customer, carried)).withColumn("reason", _reason())
 
 
 def merchant_day_rows(transactions: DataFrame) -> DataFrame:
@@ -303,15 +312,16 @@ def rule_hits(
     holders: DataFrame,
     stored_history: DataFrame,
     stored_merchant_days: DataFrame,
-    fired: DataFrame,
+    done: Callable[[DataFrame], DataFrame],
     carried: tuple[str, ...] = (),
 ) -> DataFrame:
-    """Every hit of a batch (:data:`HIT_COLUMNS`, then ``carried``): ``transactions`` the batch's valid ones;
-    ``rules`` the rule rows of their scopes (:func:`scopes_of_transactions`), ``holders`` the account_holder
-    rows of their accounts; ``stored_history`` the stored transactions of their accounts
-    (:data:`HISTORY_COLUMNS`, at least those a rule looks back at), ``stored_merchant_days`` the stored
-    transaction_by_merchant_day rows of their merchant-days, ``fired`` the daily counts' stored hits."""
-    batch = distinct_transactions(transactions, carried)
+    """Every hit of a batch not done yet (:data:`HIT_COLUMNS`, then ``carried``): ``transactions`` the
+    batch's valid ones; ``rules`` the rule rows of their scopes (:func:`scopes_of_transactions`),
+    ``holders`` the account_holder rows of their accounts; ``stored_history`` the stored transactions of
+    their accounts (:data:`HISTORY_COLUMNS`, at least those a rule looks back at), ``stored_merchant_days``
+    the stored transaction_by_merchant_day rows of their merchant-days; ``done`` gives, of a frame of
+    ``hit_id``, the rows of the hits already stored and announced (a batch run again skips them)."""
+    batch = distinct_transactions(transactions)
     pairs = transactions_with_rules(batch, rules, holders)
     history = known_transactions(batch, stored_history, HISTORY_COLUMNS, TRANSACTION_KEY)
     merchant_days = known_transactions(
@@ -320,6 +330,15 @@ def rule_hits(
         TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
         TRANSACTION_BY_MERCHANT_DAY_KEY,
     )
-    return transaction_rule_hits(pairs, history, carried).unionByName(
-        daily_count_hits(pairs, merchant_days, fired, carried)
+    per_transaction = transaction_rule_hits(pairs, history, carried)
+    daily = daily_count_hits(pairs, batch, merchant_days, done(_daily_hit_ids(pairs)), carried)
+    found = per_transaction.unionByName(daily)
+    return found.join(done(per_transaction.select("hit_id")).select("hit_id"), "hit_id", "left_anti").select(
+        *HIT_COLUMNS, *carried
     )
+
+
+def _daily_hit_ids(pairs: DataFrame) -> DataFrame:
+    """The ids the batch's daily counts would have (one per rule, merchant and day it watches)."""
+    daily = pairs.where(F.col("rule_kind") == RuleKind.MERCHANT_DAILY_COUNT.value)
+    return daily.select(_hit_id(F.col("rule_id"), F.col("merchant_id"), F.to_date("tranpostdt")).alias("hit_id"))

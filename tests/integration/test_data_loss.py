@@ -48,6 +48,7 @@ def test_records_lost_to_retention_stop_the_job_unless_skipping_is_configured(
     settings = (
         f"cassandra.keyspace={isolated_config.cassandra.keyspace}",
         f"kafka.topic={isolated_config.kafka.topic}",
+        f"kafka.notifications_topic={isolated_config.kafka.notifications_topic}",
         f"job.checkpoint_dir={isolated_config.job.checkpoint_dir}",
         "job.trigger_interval=1 second",
         "kafka.topic_partitions=1",

@@ -29,6 +29,7 @@ def test_sigterm_to_fraudshop_job_stops_every_process_of_the_job(
         *TEST_STACK_SETTINGS,
         f"cassandra.keyspace={isolated_config.cassandra.keyspace}",
         f"kafka.topic={isolated_config.kafka.topic}",
+        f"kafka.notifications_topic={isolated_config.kafka.notifications_topic}",
         f"job.checkpoint_dir={isolated_config.job.checkpoint_dir}",
         f"job.progress_file={progress_file}",
         "job.trigger_interval=1 second",

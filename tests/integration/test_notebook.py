@@ -1,6 +1,8 @@
 """notebooks/fraudshop_demo.ipynb runs top to bottom, headless, on the real local stack: the profile
 edits that are changes are recorded and every alert it shows is really in cust_fraud, inside the 24 h
-after that customer's profile change; the edit that is no change records and flags nothing."""
+after that customer's profile change; the edit that is no change records and flags nothing. In the
+rules chapter, Dave's cap asks him to confirm the purchase that takes his month over £20, the coffee
+shop's staff confirm the £65 sale, and each hit was announced on the notifications topic as it came."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from cassandra.cluster import Session
 from nbclient import NotebookClient
 
 from fraudshop.config import Config, as_environment
-from fraudshop.lab.story import DEMO_UPDATES
+from fraudshop.lab.story import DEMO_UPDATES, NOTIFIED_LINE, RULES_CUSTOMER_ID, rules_customer_account
+from fraudshop.lab.workload import APP_STORE_ID, COFFEE_SHOP_ID
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +36,11 @@ def tagged(notebook: Any, tag: str) -> Any:
 
 def stdout_of(cell: Any) -> str:
     return "".join(output.text for output in cell.outputs if output.output_type == "stream" and output.name == "stdout")
+
+
+def text_of(cell: Any) -> str:
+    """All the cell showed as text: its prints and the plain text of its displays (rich's tables)."""
+    return "".join(output.get("text", "") + output.get("data", {}).get("text/plain", "") for output in cell.outputs)
 
 
 def run_notebook(config: Config, token: str) -> Any:
@@ -67,7 +75,7 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
 
     # Every customer's profile is stored; Bob's still has his phone as first sent, in E.164.
     stored = {row.customer_id: row for row in cassandra.execute(f"SELECT * FROM {keyspace}.customer")}
-    assert set(stored) == {alice, bob, carol}
+    assert set(stored) == {alice, bob, carol, RULES_CUSTOMER_ID}
     assert (stored[bob].phone, stored[alice].email, stored[carol].address_city) == (
         "+442079460202",
         "alice.w@example.net",
@@ -108,3 +116,41 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
         assert row.account_no == account_no
         ((_, changed_at),) = changes[customer]  # the driver returns naive UTC times, as row.tranpostdt
         assert changed_at <= row.tranpostdt < changed_at + window, (customer, tranid, row.tranpostdt, changed_at)
+
+    # The rules chapter: Dave's account is outside the producer's range, so its only transactions are
+    # the notebook's three purchases and its hits are exactly these two.
+    purchases = {
+        row.amount: row
+        for row in cassandra.execute(
+            f"SELECT * FROM {keyspace}.transaction WHERE account_no = %s", (rules_customer_account(),)
+        )
+    }
+    assert sorted(purchases) == [9.99, 12.0, 65.0]
+    hits = list(cassandra.execute(f"SELECT * FROM {keyspace}.rule_hit WHERE customer_id = %s", (RULES_CUSTOMER_ID,)))
+    assert sorted(
+        (hit.kind, hit.action, hit.merchant_id, hit.tranid, hit.amount, hit.evidence_value, hit.evidence_limit)
+        for hit in hits
+    ) == [
+        ("merchant_amount_over", "confirm_staff", COFFEE_SHOP_ID, purchases[65.0].tranid, 65.0, 65.0, 50.0),
+        ("merchant_monthly_cap", "confirm_customer", APP_STORE_ID, purchases[9.99].tranid, 9.99, 21.99, 20.0),
+    ]
+    (staff_hit,) = [hit for hit in hits if hit.kind == "merchant_amount_over"]
+    coffee_day = list(
+        cassandra.execute(
+            f"SELECT * FROM {keyspace}.rule_hit_by_merchant_day WHERE merchant_id = %s AND day = %s",
+            (COFFEE_SHOP_ID, staff_hit.tranpostdt.date()),
+        )
+    )
+    assert [(hit.tranid, hit.action, hit.customer_id) for hit in coffee_day] == [
+        (staff_hit.tranid, "confirm_staff", RULES_CUSTOMER_ID)
+    ]
+
+    # Each hit was announced, once, and printed as it came; the API's tables showed both.
+    notified = NOTIFIED_LINE.findall(stdout_of(tagged(notebook, "notifications")))
+    assert sorted(
+        (action, kind, customer, merchant, float(amount), tranid)
+        for _, _, action, kind, customer, merchant, amount, tranid, _ in notified
+    ) == sorted((hit.action, hit.kind, RULES_CUSTOMER_ID, hit.merchant_id, hit.amount, hit.tranid) for hit in hits)
+    shown_hits = text_of(tagged(notebook, "rule-hits"))
+    assert all(hit.tranid in shown_hits for hit in hits), shown_hits
+    assert purchases[12.0].tranid not in shown_hits

@@ -28,6 +28,7 @@ def test_nothing_lost_or_doubled_across_a_server_restart(
     config = config_for_tests(
         f"cassandra.keyspace={isolated_config.cassandra.keyspace}",
         f"kafka.topic={isolated_config.kafka.topic}",
+        f"kafka.notifications_topic={isolated_config.kafka.notifications_topic}",
         f"job.checkpoint_dir={isolated_config.job.checkpoint_dir}",
         "job.trigger_interval=1 second",
         "kafka.max_offsets_per_trigger=400",  # many small batches: the restart lands mid-stream

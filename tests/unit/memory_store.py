@@ -49,9 +49,7 @@ _MERCHANT_DAY_TYPES = {"day": DateType(), "tranpostdt": TimestampType(), "amount
 MERCHANT_DAY_SCHEMA = StructType(
     [StructField(name, _MERCHANT_DAY_TYPES.get(name, StringType())) for name in TRANSACTION_BY_MERCHANT_DAY_COLUMNS]
 )
-FIRED_SCHEMA = StructType(
-    [StructField("rule_id", StringType()), StructField("merchant_id", StringType()), StructField("day", DateType())]
-)
+DONE_SCHEMA = StructType([StructField("hit_id", StringType()), StructField("done_at", TimestampType())])
 
 
 class InMemoryStore:
@@ -74,6 +72,7 @@ class InMemoryStore:
         self.merchant_days: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.hits: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.hits_by_merchant_day: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.done: dict[str, datetime] = {}
         self.rule_reads: list[set[tuple[str, str]]] = []  # the (scope, scope_id) keys each batch read
 
     def add_rule(self, rule: Rule) -> None:
@@ -172,14 +171,10 @@ class InMemoryStore:
         rows = [row for key, row in self.merchant_days.items() if key[:2] in wanted]
         return self.spark.createDataFrame(rows, MERCHANT_DAY_SCHEMA)
 
-    def daily_hits_of_merchant_days(self, keys: DataFrame) -> DataFrame:
-        wanted = {tuple(row) for row in keys.select(*MERCHANT_DAY_KEY).collect()}
-        rows = [
-            (row["rule_id"], row["merchant_id"], row["day"])
-            for key, row in self.hits_by_merchant_day.items()
-            if key[:2] in wanted and row["kind"] == "merchant_daily_count"
-        ]
-        return self.spark.createDataFrame(rows, FIRED_SCHEMA)
+    def done_hits(self, hit_ids: DataFrame) -> DataFrame:
+        wanted = {row.hit_id for row in hit_ids.collect()}
+        rows = [(hit, at) for hit, at in self.done.items() if hit in wanted]
+        return self.spark.createDataFrame(rows, DONE_SCHEMA)
 
     def write_merchant_days(self, rows: DataFrame) -> None:
         for row in rows.collect():
@@ -191,6 +186,8 @@ class InMemoryStore:
                 self.hits[tuple(row[name] for name in RULE_HIT_KEY)] = row.asDict()
             if row.merchant_id is not None:
                 self.hits_by_merchant_day[tuple(row[name] for name in RULE_HIT_BY_MERCHANT_DAY_KEY)] = row.asDict()
+        for row in hits.collect():  # marked done once in both tables
+            self.done[row.hit_id] = row.detected_at
 
 
 class InMemoryNotifications:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from pyspark.sql import SparkSession
 
-from fraudshop.io.kafka.notification_reader import first_deliveries
+from fraudshop.io.kafka.notification_reader import SeenIds
 from fraudshop.io.kafka.notifications import NOTIFICATION_FIELDS, notification_messages
 from fraudshop.model.tables import RULE_HIT_COLUMNS
 
@@ -56,9 +56,11 @@ def test_a_message_is_the_hit_as_json_keyed_by_its_customer_or_merchant(spark: S
 
 def test_a_consumer_drops_the_repeats_of_an_id() -> None:
     messages = [{"id": "a", "n": 1}, {"id": "b", "n": 2}, {"id": "a", "n": 3}, {"id": "c", "n": 4}, {"id": "b", "n": 5}]
-    assert [m["n"] for m in first_deliveries(messages)] == [1, 2, 4]
+    seen = SeenIds()
+    assert [m["n"] for m in messages if seen.first_time(str(m["id"]))] == [1, 2, 4]
 
 
 def test_a_consumer_remembers_the_last_ids_only() -> None:
     messages = [{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "a"}]
-    assert [m["id"] for m in first_deliveries(messages, remembered=2)] == ["a", "b", "c", "a"]
+    seen = SeenIds(remembered=2)
+    assert [m["id"] for m in messages if seen.first_time(m["id"])] == ["a", "b", "c", "a"]

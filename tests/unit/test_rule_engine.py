@@ -42,7 +42,7 @@ from fraudshop.model.rules import (
 )
 from fraudshop.model.tables import RULE_COLUMNS
 from fraudshop.transforms.rules import HISTORY_COLUMNS, HIT_COLUMNS, merchant_day_rows, rule_hits
-from tests.unit.memory_store import FIRED_SCHEMA, HOLDER_SCHEMA, RULE_SCHEMA
+from tests.unit.memory_store import DONE_SCHEMA, HOLDER_SCHEMA, RULE_SCHEMA
 
 TOPIC = "transaction"
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,17 +94,19 @@ def judge(
     batch: Sequence[Txn],
     rules: Sequence[Rule],
     stored: Sequence[Txn] = (),
-    fired: Sequence[tuple[str, str, date]] = (),
+    done: Sequence[str] = (),
     holders: dict[str, str] = HOLDERS,
 ) -> DataFrame:
+    """The hits of ``batch``, ``stored`` before it, ``done`` the ids of the hits done before."""
     stored_frame = batch_frame(spark, stored)
+    done_frame = spark.createDataFrame([(identity, CREATED) for identity in done], DONE_SCHEMA)
     return rule_hits(
         batch_frame(spark, batch),
         rule_frame(spark, rules),
         spark.createDataFrame(list(holders.items()), HOLDER_SCHEMA),
         stored_frame.select(*HISTORY_COLUMNS),
         merchant_day_rows(stored_frame),
-        spark.createDataFrame(list(fired), FIRED_SCHEMA),
+        lambda hit_ids: hit_ids.join(done_frame, "hit_id"),
     )
 
 
@@ -127,6 +129,8 @@ def hits_of(frame: DataFrame) -> set[Hit]:
                 None if row.evidence_value is None else round(row.evidence_value, 6),
                 row.evidence_limit,
                 row.hit_id,
+                row.merchant_category,
+                row.source_offset,
             )
         )
         # Columns the oracle does not state, checked against the model's own functions.
@@ -200,10 +204,12 @@ def test_new_merchant_looks_back_lookback_days_in_event_time(spark: SparkSession
 
 def test_new_merchant_forgets_what_is_older_than_the_lookback(spark: SparkSession) -> None:
     (new,) = register(rule(NewMerchant(customer_id="C1", lookback_days=1), 5))
-    stored = [txn("A1", at(1, 12), "S1", 5.0, "M1")]
-    batch = [txn("A1", at(2, 12), "T1", 5.0, "M1"), txn("A1", at(2, 12, 1), "T2", 5.0, "M2")]
-    # Exactly one day after S1 is still in the lookback (inclusive); M2 is new.
-    assert {h.tranid for h in hits_of(judge(spark, batch, [new], stored))} == {"T2"}
+    stored = [txn("A1", at(1, 12), "S1", 5.0, "M1"), txn("A2", at(1, 12), "S2", 5.0, "M1")]
+    batch = [
+        txn("A1", at(2, 12) + timedelta(milliseconds=1), "T1", 5.0, "M1"),  # S1 is a day and 1 ms old: forgotten
+        txn("A2", at(2, 12), "T2", 5.0, "M1"),  # S2 is exactly a day old: still in the lookback
+    ]
+    assert {h.tranid for h in hits_of(judge(spark, batch, [new], stored))} == {"T1"}
 
 
 def test_monthly_cap_fires_on_the_crossing_transaction_and_every_one_after_it(spark: SparkSession) -> None:
@@ -247,10 +253,28 @@ def test_daily_count_fires_once_on_the_transaction_that_passes_the_count(spark: 
     hits = hits_of(judge(spark, batch, [busy], stored))
     # Over 20 on the 9th: T2 (07:00), S1 (08:00), T1 (10:00): the third passes 2. The 10th has one.
     identity = daily_hit_id(busy.rule_id, "M1", date(2026, 1, 9))
+    # A merchant's notice: filed under no customer, with the crossing transaction's own lineage.
     assert {(h.tranid, h.evidence_value, h.evidence_limit, h.hit_id, h.customer_id) for h in hits} == {
-        ("T1", 3.0, 2.0, identity, "C2")
+        ("T1", 3.0, 2.0, identity, None)
     }
-    assert not hits_of(judge(spark, batch, [busy], stored, fired=[(str(busy.rule_id), "M1", date(2026, 1, 9))]))
+    assert not hits_of(judge(spark, batch, [busy], stored, done=[identity]))
+
+
+def test_daily_count_orders_a_tie_of_time_and_tranid_by_account(spark: SparkSession) -> None:
+    (busy,) = register(rule(MerchantDailyCount(merchant_id="M1", amount_above=20.0, count_limit=0), 12))
+    # tranid is unique per account only: two accounts' transactions can share it, and their time.
+    batch = [txn("A3", at(9, 10), "T1", 30.0, offset=1), txn("A1", at(9, 10), "T1", 30.0, offset=2)]
+    for arrival in (batch, batch[::-1]):
+        assert {(h.account_no, h.source_offset) for h in hits_of(judge(spark, arrival, [busy]))} == {("A1", 2)}
+
+
+def test_daily_count_names_a_crossing_transaction_made_before_the_rule(spark: SparkSession) -> None:
+    created = Rule(uuid.UUID(int=13), MerchantDailyCount(merchant_id="M1", amount_above=20.0, count_limit=0), at(9, 10))
+    register(created)
+    batch = [txn("A1", at(9, 9), "T1", 30.0, offset=4), txn("A2", at(9, 11), "T2", 30.0, offset=5)]
+    # T2, made once the rule existed, triggers it; T1, earlier, is the first over 20: it takes the count over.
+    hits = hits_of(judge(spark, batch, [created]))
+    assert {(h.tranid, h.merchant_category, h.source_offset) for h in hits} == {("T1", "5814", 4)}
 
 
 def test_a_record_delivered_twice_in_a_batch_is_judged_once_as_its_first_record(spark: SparkSession) -> None:
@@ -264,9 +288,11 @@ def test_a_record_delivered_twice_in_a_batch_is_judged_once_as_its_first_record(
 
 ACCOUNTS = ["A1", "A2", "A3", "A4"]  # A4 has no known holder
 MERCHANTS = ["M1", "M2", "M3", None]
-# Around a UTC month's end (and so a day's), on a coarse grid so that times and amounts tie.
-moments = st.builds(
-    lambda minutes: datetime(2026, 1, 31, 22, tzinfo=UTC) + timedelta(minutes=30 * minutes), st.integers(0, 8)
+# On coarse grids, so that times tie: half-days over six weeks (lookbacks of a day and of 30 days end on
+# them), and half-hours around a UTC month's end (and so a day's).
+moments = st.one_of(
+    st.builds(lambda halves: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=12 * halves), st.integers(0, 84)),
+    st.builds(lambda halves: datetime(2026, 1, 31, 22, tzinfo=UTC) + timedelta(minutes=30 * halves), st.integers(0, 8)),
 )
 amounts = st.sampled_from([-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0])
 transactions = st.builds(
@@ -327,23 +353,19 @@ def test_micro_batches_find_the_hits_of_the_oracle(
         *[Rule(uuid.UUID(int=100 + i), d, c) for i, (d, c) in enumerate(zip(definitions, created, strict=True))]
     )
     stored: dict[tuple[str, datetime, str], Txn] = {}
-    fired: set[tuple[str, str, date]] = set()
+    done: set[str] = set()
     offset = 0
     for records in batches:
         batch = []
         for record in records:  # Kafka positions in arrival order
             batch.append(replace(record, position=(0, offset)))
             offset += 1
-        expected = judge_batch(batch, stored, rules, HOLDERS, fired)
-        found = hits_of(judge(spark, batch, rules, list(stored.values()), sorted(fired)))
+        expected = judge_batch(batch, stored, rules, HOLDERS, done)
+        found = hits_of(judge(spark, batch, rules, list(stored.values()), sorted(done)))
         assert found == expected
-        # A replayed batch (its transactions already written, its hits not yet) finds the same hits.
+        # A replayed batch (its transactions already written, its hits not yet done) finds the same hits.
         written = {**stored, **{record.key: record for record in batch}}
         if len(records) % 2 == 0:
-            assert hits_of(judge(spark, batch, rules, list(written.values()), sorted(fired))) == found
+            assert hits_of(judge(spark, batch, rules, list(written.values()), sorted(done))) == found
         stored = written
-        fired |= _daily(found)
-
-
-def _daily(hits: set[Hit]) -> set[tuple[str, str, date]]:
-    return {(h.rule_id, h.merchant_id or "", h.day) for h in hits if h.kind == "merchant_daily_count"}
+        done |= {hit.hit_id for hit in found}

@@ -121,6 +121,8 @@ def stored_hits(store: InMemoryStore) -> set[Hit]:
             None if row["evidence_value"] is None else round(row["evidence_value"], 6),
             row["evidence_limit"],
             row["hit_id"],
+            row["merchant_category"],
+            row["source_offset"],
         )
         for row in rows.values()
     }
@@ -131,11 +133,11 @@ def test_the_batches_store_and_notify_the_oracles_hits_once_each(spark: SparkSes
 
     expected: set[Hit] = set()
     known: dict[tuple[str, datetime, str], Txn] = {}
-    fired: set[tuple[str, str, date]] = set()
+    done: set[str] = set()
     offset = 0
     for batch_id, txns in enumerate(BATCHES):
         positioned = [replace(t, position=(0, offset + i)) for i, t in enumerate(txns)]
-        new = judge_batch(positioned, known, RULES, HOLDERS, fired)
+        new = judge_batch(positioned, known, RULES, HOLDERS, done)
         expected |= new
         stored_before = len(store.hits) + len(store.hits_by_merchant_day)
         process(kafka_batch(spark, txns, offset), batch_id)
@@ -143,7 +145,7 @@ def test_the_batches_store_and_notify_the_oracles_hits_once_each(spark: SparkSes
         assert notifications.stored_hits_when_published[-1] == stored_before
         assert stored_hits(store) == expected
         known.update({t.key: t for t in positioned})
-        fired |= {(h.rule_id, h.merchant_id or "", h.day) for h in new if h.kind == "merchant_daily_count"}
+        done |= {hit.hit_id for hit in new}
         offset += len(txns)
 
     # The worked story: T3 then T1 take the app store to 17.00; late T4 (4.99, earlier) makes 21.99 by T1's
@@ -166,12 +168,25 @@ def test_a_replayed_batch_stores_no_new_hit_and_notifies_the_same_ids(spark: Spa
     process(batch, 0)
     first_rows = {**store.hits, **{("by_day", *k): v for k, v in store.hits_by_merchant_day.items()}}
     first_ids = {m["hit_id"] for m in notifications.messages}
+    sent = len(notifications.messages)
     process(batch, 0)  # the same batch again: Spark's replay after a crash
     assert {**store.hits, **{("by_day", *k): v for k, v in store.hits_by_merchant_day.items()}} == first_rows
+    # Every hit was done: none is announced again.
+    assert len(notifications.messages) == sent
     assert {m["hit_id"] for m in notifications.messages} == first_ids
-    # The daily count is not sent twice: the replay finds its stored hit.
-    daily = [m for m in notifications.messages if m["kind"] == "merchant_daily_count"]
-    assert len(daily) == 1
+
+
+def test_a_batch_that_failed_before_marking_its_hits_done_announces_them_again_with_the_same_ids(
+    spark: SparkSession,
+) -> None:
+    store, notifications, process = pipeline_with_rules(spark)
+    batch = kafka_batch(spark, BATCHES[0] + BATCHES[1], 0)
+    process(batch, 0)
+    first = [(m["hit_id"], m["tranid"]) for m in notifications.messages]
+    store.done.clear()  # as if it died after writing the hits, before marking them done
+    process(batch, 0)
+    assert [(m["hit_id"], m["tranid"]) for m in notifications.messages] == first + first
+    assert len(store.done) == len(first)
 
 
 def test_a_batch_reads_the_rules_of_its_accounts_holders_and_merchants_only(spark: SparkSession) -> None:

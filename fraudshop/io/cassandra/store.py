@@ -18,7 +18,6 @@ from fraudshop.config import CassandraConfig
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import connect, prepared
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
-from fraudshop.model.rules import RuleKind
 from fraudshop.model.tables import (
     ALERT_KEY,
     CHANGE_COLUMNS,
@@ -26,6 +25,7 @@ from fraudshop.model.tables import (
     MERCHANT_DAY_KEY,
     PREVIOUS_CUSTOMER,
     RULE_COLUMNS,
+    RULE_HIT_DONE_COLUMNS,
     RULE_PARTITION_KEY,
     TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
     AlertKey,
@@ -166,30 +166,20 @@ class CassandraStore:
             *TRANSACTION_BY_MERCHANT_DAY_COLUMNS
         )
 
-    def daily_hits_of_merchant_days(self, keys: DataFrame) -> DataFrame:
-        daily = partial(_of_kind, kind=RuleKind.MERCHANT_DAILY_COUNT)
-        hits = self._of_partitions("rule_hit_by_merchant_day", keys.select(*MERCHANT_DAY_KEY), daily)
-        return hits.select("rule_id", *MERCHANT_DAY_KEY)
+    def done_hits(self, hit_ids: DataFrame) -> DataFrame:
+        return self._of_partitions("rule_hit_done", hit_ids.select("hit_id")).select(*RULE_HIT_DONE_COLUMNS)
 
     def write_merchant_days(self, rows: DataFrame) -> None:
         write_cassandra_table(rows, self.keyspace, "transaction_by_merchant_day")
 
     def write_rule_hits(self, hits: DataFrame) -> None:
-        run_side_by_side(
-            self._writers,
-            partial(write_cassandra_table, hits.where(F.col("customer_id").isNotNull()), self.keyspace, "rule_hit"),
-            partial(
-                write_cassandra_table,
-                hits.where(F.col("merchant_id").isNotNull()),
-                self.keyspace,
-                "rule_hit_by_merchant_day",
-            ),
-        )
+        # One after the other, rule_hit_done last: a hit marked done is in both tables.
+        write_cassandra_table(hits.where(F.col("customer_id").isNotNull()), self.keyspace, "rule_hit")
+        at_merchant = hits.where(F.col("merchant_id").isNotNull())
+        write_cassandra_table(at_merchant, self.keyspace, "rule_hit_by_merchant_day")
+        done = hits.select("hit_id", F.col("detected_at").alias("done_at"))
+        write_cassandra_table(done, self.keyspace, "rule_hit_done")
 
 
 def _posted_since(transactions: DataFrame, since: datetime) -> DataFrame:
     return transactions.where(F.col("tranpostdt") >= F.lit(since))
-
-
-def _of_kind(hits: DataFrame, kind: RuleKind) -> DataFrame:
-    return hits.where(F.col("kind") == kind.value)

@@ -304,8 +304,14 @@ def load_rules(session: Session, keyspace: str, definitions: list[RuleDefinition
         return
     store = RuleStore(session, keyspace)
     started = time.monotonic()
-    with ThreadPoolExecutor(16) as writers:
-        list(writers.map(lambda definition: store.add(definition, created_at), definitions))
+    rule_log = logging.getLogger(RuleStore.__module__)
+    level = rule_log.level
+    rule_log.setLevel(logging.WARNING)  # one line per rule added: ten thousand here
+    try:
+        with ThreadPoolExecutor(16) as writers:
+            list(writers.map(lambda definition: store.add(definition, created_at), definitions))
+    finally:
+        rule_log.setLevel(level)
     log.info("loaded %d rules in %.1f s", len(definitions), time.monotonic() - started)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+from cassandra.query import UNSET_VALUE, BatchStatement
 
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
-from fraudshop.io.cassandra.session import prepared
+from fraudshop.io.cassandra.session import logged_batch, prepared
 from fraudshop.model.changes import ProfileChange, recorded_hour, to_cassandra_time
 from fraudshop.model.tables import (
     CHANGE_BY_CUSTOMER_KEY,
@@ -30,7 +30,7 @@ def record_profile_change(session: Session, keyspace: str, change: ProfileChange
     their cust_change_by_customer row goes, and the log entry names them as ``previous_customer_id``
     so the detection job drops their alerts for the change."""
     recorded_at = to_cassandra_time(datetime.now(UTC))
-    batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
+    batch = logged_batch()
     add_change_statements(session, keyspace, batch, change, recorded_at)
     session.execute(batch)
     return recorded_at

@@ -36,12 +36,12 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import BatchStatement, PreparedStatement
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from fraudshop.io.cassandra.changes import add_change_statements
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
-from fraudshop.io.cassandra.session import prepared
+from fraudshop.io.cassandra.session import logged_batch, prepared
 from fraudshop.model.changes import ProfileChange, as_utc, to_cassandra_time
 from fraudshop.model.profiles import CustomerProfile, PostalAddress, changed_fields, profile_changes
 from fraudshop.model.tables import ACCOUNT_HOLDER_COLUMNS, CUSTOMER_COLUMNS, CUSTOMER_KEY, PROFILE_COLUMNS
@@ -176,10 +176,6 @@ def add_holder_statements(
         batch.add(delete, (account_no,))
 
 
-def _logged_batch() -> BatchStatement:
-    return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
-
-
 class _TryAgain(Exception):
     """Another writer holds or just changed the customer's row: read it again."""
 
@@ -256,7 +252,7 @@ class ProfileStore:
             # again, never a profile without them. If another first profile wins, its update (diffed
             # against it, below) writes this one's accounts again and deletes the ones it drops.
             if profile.accounts:
-                holders = _logged_batch()
+                holders = logged_batch()
                 add_holder_statements(self._session, self._keyspace, holders, profile)
                 self._session.execute(holders)
             inserted = self._session.execute(self._insert_baseline, [values[c] for c in (*PROFILE_COLUMNS, "version")])
@@ -297,7 +293,7 @@ class ProfileStore:
         pending = stored.pending
         recorded_at = to_cassandra_time(datetime.now(UTC))
         changes = profile_changes(stored.profile, pending.profile, pending.changed_at)
-        batch = _logged_batch()
+        batch = logged_batch()
         for change in changes:
             add_change_statements(self._session, self._keyspace, batch, change, recorded_at)
         add_holder_statements(self._session, self._keyspace, batch, pending.profile, stored.profile.accounts)

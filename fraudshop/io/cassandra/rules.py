@@ -17,10 +17,10 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
-from fraudshop.io.cassandra.session import prepared
+from fraudshop.io.cassandra.session import logged_batch, prepared
 from fraudshop.model.changes import as_utc, to_cassandra_time
 from fraudshop.model.rules import Rule, RuleDefinition, RuleScope, scope_of
 from fraudshop.model.tables import (
@@ -63,9 +63,6 @@ class RuleStore:
         statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
         return statement
 
-    def _batch(self) -> BatchStatement:
-        return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)
-
     def add(self, definition: RuleDefinition, now: datetime) -> Rule:
         """Store a new rule, in force from ``now``: in ``rule``, ``rule_by_id`` and, for an issuer's
         rule, ``rule_by_customer``, all or nothing."""
@@ -73,7 +70,7 @@ class RuleStore:
         row = rule.as_row()
         # Unset, not null, where the kind has no such parameter: a null would write a tombstone.
         values = [UNSET_VALUE if row[column] is None else row[column] for column in RULE_COLUMNS]
-        batch = self._batch()
+        batch = logged_batch()
         for table in self._tables_of(rule):
             batch.add(self._statement(insert_statement(self._keyspace, table, RULE_COLUMNS)), values)
         self._session.execute(batch)
@@ -99,7 +96,7 @@ class RuleStore:
         rule = stored.rule
         row = rule.as_row()
         deleted_at = to_cassandra_time(as_utc(now))
-        batch = self._batch()
+        batch = logged_batch()
         delete_rule = f"DELETE FROM {self._keyspace}.rule WHERE {key_condition(RULE_KEY)}"
         batch.add(self._statement(delete_rule), [row[column] for column in RULE_KEY])
         if not _is_merchants(rule):

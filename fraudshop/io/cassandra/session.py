@@ -8,11 +8,11 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cassandra import OperationTimedOut, Timeout, Unavailable
+from cassandra import ConsistencyLevel, OperationTimedOut, Timeout, Unavailable
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from fraudshop.config import CassandraConfig
 
@@ -55,3 +55,9 @@ def prepared(session: Session, cql: str) -> PreparedStatement:
     if cql not in statements:  # two threads may both prepare it once: harmless
         statements[cql] = session.prepare(cql)
     return statements[cql]
+
+
+def logged_batch() -> BatchStatement:
+    """A logged batch (all of it applies, or none), at LOCAL_QUORUM: how every write of several rows
+    that must go together is made (a change's three tables, a profile's account holders, a rule's tables)."""
+    return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=ConsistencyLevel.LOCAL_QUORUM)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +15,8 @@ from fraudshop.jobs.session import pin_process_time_zone_to_utc
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     pin_process_time_zone_to_utc()
+    # Python workers (pandas UDFs) run this interpreter, with fraudshop's dependencies, as the launcher's do.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (
         SparkSession.builder.master("local[2]")
         .appName("fraudshop-unit-tests")

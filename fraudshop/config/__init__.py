@@ -145,6 +145,12 @@ class ProfilesConfig(_Section):
         return timedelta(seconds=self.stale_update_seconds)
 
 
+class SimilarityConfig(_Section):
+    enabled: bool
+    threshold: Annotated[float, Field(gt=0, le=1)]
+    nearest_cases: Annotated[int, Field(ge=1, le=100)]
+
+
 class StackConfig(_Section):
     state_dir: UserPath
     cache_dir: UserPath
@@ -163,6 +169,7 @@ class Config(BaseSettings):
     job: JobConfig
     api: ApiConfig
     profiles: ProfilesConfig
+    similarity: SimilarityConfig
     stack: StackConfig
 
     def with_settings(self, *settings: str) -> Config:

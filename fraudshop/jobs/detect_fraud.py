@@ -23,6 +23,7 @@ from fraudshop.pipeline.progress import ProgressReporter
 from fraudshop.pipeline.recent_changes import RecentChanges
 from fraudshop.pipeline.resilience import ResilientBatch, exit_stuck_job
 from fraudshop.pipeline.rules import RuleStep
+from fraudshop.pipeline.similarity import SimilarityStep
 from fraudshop.pipeline.stream import QUERY_NAME, active_query_id, explain_stream_failure
 
 log = logging.getLogger("fraudshop.job")
@@ -46,6 +47,7 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         window_seconds=config.job.change_window_seconds,
         lateness_seconds=config.job.recent_transaction_seconds,
     )
+    notifications = KafkaNotifications(config.kafka)
     processor = MicroBatchProcessor(
         store,
         late_changes,
@@ -53,7 +55,12 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         window_seconds=config.job.change_window_seconds,
         max_record_bytes=config.job.max_record_bytes,
         max_future_skew_seconds=config.job.max_future_skew_seconds,
-        rules=RuleStep(store, KafkaNotifications(config.kafka)),
+        rules=RuleStep(store, notifications),
+        similarity=(
+            SimilarityStep(store, notifications, config.similarity.threshold, config.similarity.nearest_cases)
+            if config.similarity.enabled
+            else None
+        ),
         on_batch_done=progress.batch_done,
     )
     resilient = ResilientBatch(

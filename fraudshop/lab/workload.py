@@ -294,24 +294,40 @@ def synthetic_transactions(
         index = int(rng.random() * accounts)
         merchant = merchants.choose(index, rng)
         sales = merchant.sales
-        channel, code, description = sales[int(rng.random() * len(sales))]
-        amount = merchant.amount(rng)
-        yield {
-            "account_no": account_numbers[index],
-            "tranpostdt": now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "tranid": _uuid4(rng.getrandbits(128)),
-            "amount": amount,
-            "merchant": merchant.name,
-            "merchant_id": merchant.merchant_id,
-            "merchant_category": merchant.category.mcc,
-            "channel": channel,
-            "cardnum": cards[index],
-            "trancd": code,
-            "trandescription": description,
-            "transtat": "POSTED",
-            "trantype": "DEBIT",
-            "tranamt": amount,
-        }
+        sale = sales[int(rng.random() * len(sales))]
+        amount = merchant.amount(rng)  # drawn before the id: the same stream of draws as ever, seed for seed
+        tranid = _uuid4(rng.getrandbits(128))
+        yield card_transaction(account_numbers[index], cards[index], now(), tranid, merchant, sale, amount)
+
+
+def card_transaction(
+    account_no: str,
+    cardnum: str,
+    at: datetime,
+    tranid: str,
+    merchant: Merchant,
+    sale: tuple[str, str, str],
+    amount: float,
+) -> Transaction:
+    """A posted debit of ``amount`` at ``merchant`` through ``sale`` (one of its ``sales``), as a producer
+    sends it."""
+    channel, code, description = sale
+    return {
+        "account_no": account_no,
+        "tranpostdt": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "tranid": tranid,
+        "amount": amount,
+        "merchant": merchant.name,
+        "merchant_id": merchant.merchant_id,
+        "merchant_category": merchant.category.mcc,
+        "channel": channel,
+        "cardnum": cardnum,
+        "trancd": code,
+        "trandescription": description,
+        "transtat": "POSTED",
+        "trantype": "DEBIT",
+        "tranamt": amount,
+    }
 
 
 #: How many of each kind, in turn, :func:`synthetic_rules` sets: the issuers' limits and new-merchant checks most

@@ -18,7 +18,7 @@ def schema_cql() -> str:
 KAFKA_POSITION: tuple[str, ...] = ("source_topic", "source_partition", "source_offset")
 LINEAGE_COLUMNS: tuple[str, ...] = (*KAFKA_POSITION, "source_timestamp")
 
-#: bank.transaction, in table order.
+#: bank.transaction, in table order, as the job's first write of a transaction writes it.
 TRANSACTION_KEY: tuple[str, ...] = ("account_no", "tranpostdt", "tranid")
 TRANSACTION_COLUMNS: tuple[str, ...] = (
     *TRANSACTION_KEY,
@@ -28,6 +28,9 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     *MERCHANT_FIELDS,
     *LINEAGE_COLUMNS,
 )
+
+#: What the job writes to bank.transaction once it has scored a transaction's similarity to known fraud.
+SCORE_COLUMNS: tuple[str, ...] = ("vector", "risk_score", "nearest_cases", "nearest_cosines")
 
 #: bank.cust_change; cust_change_by_customer and cust_change_log hold the same columns under other keys.
 CHANGE_KEY: tuple[str, ...] = ("account_no", "last_updated", "change_type")
@@ -118,9 +121,24 @@ RULE_HIT_BY_MERCHANT_DAY_KEY: tuple[str, ...] = (*MERCHANT_DAY_KEY, "tranpostdt"
 #: bank.rule_hit_done: the hits stored and announced.
 RULE_HIT_DONE_COLUMNS: tuple[str, ...] = ("hit_id", "done_at")
 
+#: bank.fraud_case: a known case (fraud, or genuine as an analyst cleared it) with its transaction's vector.
+FRAUD_CASE_KEY: tuple[str, ...] = ("case_id",)
+FRAUD_CASE_COLUMNS: tuple[str, ...] = (
+    *FRAUD_CASE_KEY,
+    "vector",
+    "label",
+    "source",
+    "pattern",
+    *TRANSACTION_KEY,
+    "merchant_id",
+    "amount",
+    "recorded_at",
+    "recorded_by",
+)
+
 #: Every table and its columns, as the schema test checks them.
 TABLES: dict[str, tuple[str, ...]] = {
-    "transaction": TRANSACTION_COLUMNS,
+    "transaction": (*TRANSACTION_COLUMNS, *SCORE_COLUMNS),
     "cust_change": CHANGE_COLUMNS,
     "cust_change_by_customer": CHANGE_BY_CUSTOMER_KEY,
     "cust_change_log": CHANGE_LOG_COLUMNS,
@@ -137,6 +155,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "rule_hit": RULE_HIT_COLUMNS,
     "rule_hit_by_merchant_day": RULE_HIT_COLUMNS,
     "rule_hit_done": RULE_HIT_DONE_COLUMNS,
+    "fraud_case": FRAUD_CASE_COLUMNS,
 }
 #: Each table's primary key, partition key first.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -157,6 +176,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "rule_hit": RULE_HIT_KEY,
     "rule_hit_by_merchant_day": RULE_HIT_BY_MERCHANT_DAY_KEY,
     "rule_hit_done": RULE_HIT_DONE_COLUMNS[:1],
+    "fraud_case": FRAUD_CASE_KEY,
 }
 
 #: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -23,8 +24,10 @@ from fraudshop.pipeline.recent_changes import RecentChanges
 from fraudshop.pipeline.resilience import watchdog
 from fraudshop.pipeline.rules import RuleStep
 from fraudshop.pipeline.side_by_side import run_side_by_side
+from fraudshop.pipeline.similarity import SimilarityStep
 from fraudshop.transforms.detection import flag_changed_customer_transactions
 from fraudshop.transforms.parsing import parse_transaction_records, rejected_records, valid_transactions
+from fraudshop.transforms.rules import distinct_transactions
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +58,15 @@ class MicroBatchProcessor:
     max_future_skew_seconds: int
     #: The fraud-prevention rules' step; None runs the profile-change rule alone.
     rules: RuleStep | None = None
+    #: The similarity signal's step; None scores nothing.
+    similarity: SimilarityStep | None = None
     on_batch_done: Callable[[BatchMetrics], None] | None = None
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _last_scan: float | None = field(default=None, init=False)  # clock() of the last scan, None before any
     _steps: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(3, thread_name_prefix="batch-step"), init=False
+        default_factory=lambda: ThreadPoolExecutor(5, thread_name_prefix="batch-step"), init=False
     )
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
@@ -81,12 +86,25 @@ class MicroBatchProcessor:
             if changes is not None:  # else no recent transaction can be flagged
                 metrics.alert_rows += self._flag_transactions(recent, changes)
 
-    def _apply_rules(self, transactions: DataFrame, metrics: BatchMetrics) -> None:
+    def _write_merchant_days(self, transactions: DataFrame, metrics: BatchMetrics) -> None:
+        if self.rules is None:
+            return
+        with metrics.step("merchant_days"):
+            self.rules.write_merchant_days(transactions)
+
+    def _apply_rules(self, distinct: DataFrame, metrics: BatchMetrics) -> None:
         if self.rules is None:
             return
         with metrics.step("rules"):
-            outcome = self.rules.apply(transactions, BATCH_TIMESTAMP)
+            outcome = self.rules.apply(distinct, BATCH_TIMESTAMP)
         metrics.rules, metrics.rule_hits = outcome.rules, outcome.hits
+
+    def _score_similarity(self, distinct: DataFrame, metrics: BatchMetrics) -> None:
+        if self.similarity is None:
+            return
+        with metrics.step("similarity"):
+            outcome = self.similarity.apply(distinct, BATCH_TIMESTAMP)
+        metrics.cases, metrics.similarity_hits = outcome.cases, outcome.hits
 
     def _flag_transactions(self, transactions: DataFrame, changes: DataFrame) -> int:
         """``detected_at`` is the batch time every row carries, known without waiting for counts."""
@@ -125,8 +143,11 @@ class MicroBatchProcessor:
         is_recent = F.col("tranpostdt") >= F.lit(recent_from)
         older = F.col("reject_reason").isNull() & ~is_recent
         # Read by the transaction write, the rejects write and the detection.
-        with computed_once(all_parsed) as parsed:
+        with computed_once(all_parsed) as parsed, ExitStack() as held:
             transactions = valid_transactions(parsed, carried=(BATCH_TIMESTAMP,))
+            # Each transaction key once, for the rules and the similarity: computed by whichever reads it
+            # first, then read by both (lazy: a batch with neither step computes nothing).
+            distinct = held.enter_context(computed_once(distinct_transactions(transactions)))
             # Observed above the checkpoint, never inside it: metrics inside it are not reported when
             # its blocks are read instead of computed, and get() would wait for ever.
             arrivals = Observation()
@@ -137,14 +158,18 @@ class MicroBatchProcessor:
                 F.count(F.when(older, True)).alias("older"),
                 F.unix_micros(F.max(BATCH_TIMESTAMP)).alias("batch_micros"),
             )
-            # The transactions' write, the profile-change rule and the fraud-prevention rules are independent
-            # (the rules tell the batch's own transactions from stored ones by key, whichever is written
-            # first): run side by side, each one's fixed costs (planning, scheduling, round trips) overlap.
+            # The transactions' writes (by account, and by merchant-day for the rules), the profile-change rule,
+            # the fraud-prevention rules and the similarity score are independent (the rules and the score tell
+            # the batch's own transactions from stored ones by key, whichever is written first; the score's
+            # columns of a transaction row are its own): run side by side, each one's fixed costs (planning,
+            # scheduling, round trips) overlap.
             run_side_by_side(
                 self._steps,
                 partial(self._write_transactions, observed, metrics),
+                partial(self._write_merchant_days, transactions, metrics),
                 partial(self._flag_recent_transactions, transactions.where(is_recent), recent_from, metrics),
-                partial(self._apply_rules, transactions, metrics),
+                partial(self._apply_rules, distinct, metrics),
+                partial(self._score_similarity, distinct, metrics),
             )
             counts = arrivals.get
             metrics.kafka_records, metrics.rejected = counts["kafka_records"], counts["rejected"]

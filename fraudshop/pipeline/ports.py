@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pyspark.sql import DataFrame
 
+from fraudshop.model.cases import KnownCases
 from fraudshop.model.changes import RecordedChange
 from fraudshop.model.tables import AlertKey
 
@@ -33,11 +34,15 @@ class DetectionStore(Protocol):
     def rules_of_scopes(self, scopes: DataFrame) -> DataFrame: ...  # rule rows of (scope, scope_id) pairs
     # The accounts' stored transactions posted at or after `since` (HISTORY_COLUMNS of transforms.rules).
     def history_of_accounts(self, accounts: DataFrame, since: datetime) -> DataFrame: ...
-    def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame: ...  # of (merchant_id, day) pairs
-    def done_hits(self, hit_ids: DataFrame) -> DataFrame: ...  # the rule_hit_done rows of those hit_ids
+    # The transaction_by_merchant_day rows of (merchant_id, day) pairs, each partition once however often named.
+    def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame: ...
+    def not_done(self, hits: DataFrame) -> DataFrame: ...  # the rows of `hits` whose hit_id rule_hit_done lacks
     def write_merchant_days(self, rows: DataFrame) -> None: ...  # transaction_by_merchant_day
-    # rule_hit (those with a customer), then rule_hit_by_merchant_day (those at a merchant), then rule_hit_done.
+    # rule_hit (those with a customer) and rule_hit_by_merchant_day (those at a merchant), then rule_hit_done.
     def write_rule_hits(self, hits: DataFrame) -> None: ...
+    # The similarity signal's reads and writes (pipeline.similarity).
+    def fraud_cases(self) -> KnownCases: ...  # every fraud_case row, read now
+    def write_scores(self, scores: DataFrame) -> None: ...  # TRANSACTION_KEY and SCORE_COLUMNS into transaction
 
 
 class NotificationSink(Protocol):

@@ -16,7 +16,7 @@ from fraudshop.pipeline.metrics import BatchMetrics
 
 log = logging.getLogger(__name__)
 
-_TOTALS = ("kafka_records", "transactions", "rejected", "alert_rows", "rule_hits")
+_TOTALS = ("kafka_records", "transactions", "rejected", "alert_rows", "rule_hits", "similarity_hits")
 
 
 class ProgressReporter(StreamingQueryListener):
@@ -38,7 +38,7 @@ class ProgressReporter(StreamingQueryListener):
         if metrics.kafka_records:
             log.info(
                 "batch %d: %d records, %d transactions, %d rejected; since start: %d records, %d transactions, "
-                "%d rejected, %d alert rows, %d rule hits",
+                "%d rejected, %d alert rows, %d rule hits, %d similarity hits",
                 metrics.batch_id,
                 metrics.kafka_records,
                 metrics.transactions,

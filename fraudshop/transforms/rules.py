@@ -10,7 +10,7 @@ in event time, ``(tranpostdt, tranid)`` order. A replayed batch reads the same s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from fraudshop.model.rules import ACTION_OF_KIND, PARAMETERS, REASON_OF_KIND, RuleKind, RuleScope
 from fraudshop.model.tables import (
     KAFKA_POSITION,
+    MERCHANT_DAY_KEY,
     RULE_COLUMNS,
     RULE_HIT_COLUMNS,
     TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
@@ -100,13 +101,20 @@ def transactions_with_rules(transactions: DataFrame, rules: DataFrame, holders: 
 
 
 def known_transactions(
-    batch: DataFrame, stored: DataFrame, columns: tuple[str, ...], key: tuple[str, ...]
+    batch: DataFrame,
+    stored: DataFrame,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    batch_only: tuple[str, ...] = (),
 ) -> DataFrame:
     """What is known when the batch runs: the ``stored`` rows and the batch's, each ``key`` once (the
-    batch's row when both have it: a replay finds its own partial writes)."""
-    from_batch = batch.select(*columns).withColumn("_from_batch", F.lit(True))
-    from_store = stored.select(*columns).withColumn("_from_batch", F.lit(False))
-    both = from_batch.unionByName(from_store)
+    batch's row when both have it: a replay finds its own partial writes). ``batch_only`` columns come
+    from the batch, null on the stored rows. Partitioned by ``key[0]`` (an account, a merchant), which
+    the joins after it are on: one shuffle serves the deduplication and the join."""
+    from_batch = batch.select(*columns, *batch_only).withColumn("_from_batch", F.lit(True))
+    unknown = [F.lit(None).cast(batch.schema[name].dataType).alias(name) for name in batch_only]
+    from_store = stored.select(*columns, *unknown).withColumn("_from_batch", F.lit(False))
+    both = from_batch.unionByName(from_store).repartition(key[0])
     first = Window.partitionBy(*key).orderBy(F.col("_from_batch").desc())
     return both.withColumn("_rank", F.row_number().over(first)).where("_rank = 1").drop("_rank", "_from_batch")
 
@@ -133,11 +141,11 @@ def _utc_month(tranpostdt: Column) -> Column:
 
 
 def history_evidence(pairs: DataFrame, history: DataFrame) -> DataFrame:
-    """For each (transaction, rule) of ``pairs`` of the kinds judged against the account's history: how
-    many known transactions of the account precede it in the rule's lookback, how many of those were at
-    the same merchant, and the month-to-date spend (amounts above zero, this one included) at the rule's
-    capped merchant or category. ``history``: the known transactions (:data:`HISTORY_COLUMNS`)."""
-    judged = pairs.where(F.col("rule_kind").isin(*[kind.value for kind in HISTORY_KINDS]))
+    """``pairs`` (transaction, rule) of the kinds judged against the account's history, each with how many
+    known transactions of the account precede it in the rule's lookback, how many of those were at the
+    same merchant, and the month-to-date spend (amounts above zero, this one included) at the rule's
+    capped merchant or category. ``history``: the known transactions (:data:`HISTORY_COLUMNS`), which
+    hold the batch's own: every pair meets at least its own transaction."""
     t_micros, h_micros = F.unix_micros(F.col("t.tranpostdt")), F.unix_micros(F.col("h.tranpostdt"))
     in_lookback = h_micros >= t_micros - F.col("t.rule_lookback_days").cast("long") * _MICROS_PER_DAY
     earlier = _before("h", "t")
@@ -148,20 +156,31 @@ def history_evidence(pairs: DataFrame, history: DataFrame) -> DataFrame:
         & _capped("h.", "t.")
         & (F.col("h.amount") > 0)
     )
-    joined = judged.alias("t").join(history.select(*HISTORY_COLUMNS).alias("h"), "account_no")
-    pair_key = [F.col(f"t.{name}").alias(name) for name in (*TRANSACTION_KEY, "rule_id")]
-    return joined.groupBy(*pair_key).agg(
+    joined = pairs.alias("t").join(history.select(*HISTORY_COLUMNS).alias("h"), "account_no")
+    # Grouped by every column of the pair (not by its key and joined back): the join already gathered
+    # each account's pairs, so the aggregation needs no shuffle of its own.
+    return joined.groupBy(*[F.col(f"t.{name}") for name in pairs.columns]).agg(
         F.count(F.when(earlier & in_lookback, True)).alias("earlier_in_lookback"),
         F.count(F.when(earlier & in_lookback & same_merchant, True)).alias("earlier_at_merchant"),
         F.sum(F.when(counts_in_month, F.col("h.amount").cast(MONEY))).alias("month_to_date"),
     )
 
 
-def _evidence(pairs: DataFrame, history: DataFrame) -> DataFrame:
+def _evidence(pairs: DataFrame, history: DataFrame | None) -> DataFrame:
     """``pairs`` with ``hit`` (whether the rule fires on the transaction), ``evidence_value`` and
-    ``evidence_limit``, for every per-transaction kind."""
+    ``evidence_limit``, for every per-transaction kind (``history`` None: no pair is of a kind that
+    looks back)."""
     kind, amount, limit = F.col("rule_kind"), F.col("amount"), F.col("rule_amount_limit")
-    with_history = pairs.join(history_evidence(pairs, history), [*TRANSACTION_KEY, "rule_id"], "left")
+    looks_back = kind.isin(*[k.value for k in HISTORY_KINDS])
+    alone = pairs.where(~looks_back) if history is not None else pairs
+    with_history = alone.select(
+        "*",
+        F.lit(None).cast("long").alias("earlier_in_lookback"),
+        F.lit(None).cast("long").alias("earlier_at_merchant"),
+        F.lit(None).cast(MONEY).alias("month_to_date"),
+    )
+    if history is not None:
+        with_history = with_history.unionByName(history_evidence(pairs.where(looks_back), history))
     is_kind = {k: kind == k.value for k in RuleKind}
     capped = _capped()
     hit = (
@@ -188,7 +207,7 @@ def _evidence(pairs: DataFrame, history: DataFrame) -> DataFrame:
     )
 
 
-def _hit_id(*parts: Column) -> Column:
+def hit_id_column(*parts: Column) -> Column:
     """:func:`fraudshop.model.rules.hit_id` and ``daily_hit_id``: the first 32 hex digits of sha-256."""
     return F.substring(F.sha2(F.concat_ws("|", *[part.cast("string") for part in parts]), 256), 1, 32)
 
@@ -238,30 +257,36 @@ def _hit_row(customer_id: Column, carried: tuple[str, ...]) -> list[Column]:
     return [columns[name].alias(name) for name in HIT_COLUMNS] + [F.col(name) for name in carried]
 
 
-def transaction_rule_hits(pairs: DataFrame, history: DataFrame, carried: tuple[str, ...] = ()) -> DataFrame:
+def transaction_rule_hits(pairs: DataFrame, history: DataFrame | None, carried: tuple[str, ...] = ()) -> DataFrame:
     """The hits (:data:`HIT_COLUMNS`, then ``carried``) of every rule judged on each transaction alone or
     against its account's history: ``pairs`` from :func:`transactions_with_rules` of the batch's distinct
-    transactions, ``history`` the known transactions of their accounts (:func:`known_transactions`)."""
+    transactions, ``history`` the known transactions of their accounts (:func:`known_transactions`), None
+    when no pair is of a kind that looks back."""
     per_transaction = pairs.where(F.col("rule_kind") != RuleKind.MERCHANT_DAILY_COUNT.value)
     judged = _evidence(per_transaction, history).where("hit")
     # An issuer's rule is its customer's; a merchant's rule hit is filed under the account's holder, if known.
     customer_id = F.coalesce(F.col("rule_customer_id"), F.col("holder_id"))
     with_id = judged.withColumn(
-        "hit_id", _hit_id(F.col("rule_id"), F.col("account_no"), F.unix_millis("tranpostdt"), F.col("tranid"))
+        "hit_id", hit_id_column(F.col("rule_id"), F.col("account_no"), F.unix_millis("tranpostdt"), F.col("tranid"))
     )
     return with_id.select(*_hit_row(customer_id, carried)).withColumn("reason", _reason())
 
 
 def daily_count_hits(
-    pairs: DataFrame, batch: DataFrame, merchant_days: DataFrame, done: DataFrame, carried: tuple[str, ...] = ()
+    pairs: DataFrame,
+    batch: DataFrame,
+    stored_merchant_days: Callable[[DataFrame], DataFrame],
+    not_done: Callable[[DataFrame], DataFrame],
+    carried: tuple[str, ...] = (),
 ) -> DataFrame:
     """The merchant_daily_count hits of the batch: for each such rule and UTC day on which the batch has a
-    transaction it watches at its merchant above ``amount_above``, the known transactions of that
-    merchant-day above it (``merchant_days``: :func:`known_transactions` of transaction_by_merchant_day
-    rows) are counted; the rule fires when the count is over ``count_limit``, once per rule, merchant and
-    day (``done``: the hit_id of every hit done). The hit names the transaction that took the count over:
-    the ``count_limit + 1``-th in event time (ties by tranid, then account); its evidence is the day's
-    count. A merchant's notice, it is filed under no customer."""
+    transaction it watches at its merchant above ``amount_above``, and no hit done yet (``not_done`` keeps
+    the rows of a frame whose ``hit_id`` is not done), the known transactions of that merchant-day above
+    it are counted (``stored_merchant_days`` gives the stored transaction_by_merchant_day rows of a frame
+    of (merchant_id, day) keys: only the days still open are read); the rule fires when the count is over
+    ``count_limit``, once per rule, merchant and day. The hit names the transaction that took the count
+    over: the ``count_limit + 1``-th in event time (ties by tranid, then account); its evidence is the
+    day's count. A merchant's notice, it is filed under no customer."""
     triggers = (
         pairs.where(F.col("rule_kind") == RuleKind.MERCHANT_DAILY_COUNT.value)
         .where(F.col("amount") > F.col("rule_amount_above"))
@@ -271,11 +296,20 @@ def daily_count_hits(
     rule_days = (
         triggers.select("merchant_id", "day", *rule_columns, *carried)
         .dropDuplicates(["rule_id", "merchant_id", "day"])
-        .withColumn("hit_id", _hit_id(F.col("rule_id"), F.col("merchant_id"), F.col("day")))
+        .withColumn("hit_id", hit_id_column(F.col("rule_id"), F.col("merchant_id"), F.col("day")))
     )
-    not_done = rule_days.join(done.select("hit_id"), "hit_id", "left_anti")
-    counted = not_done.alias("r").join(
-        merchant_days.select(*TRANSACTION_BY_MERCHANT_DAY_COLUMNS).alias("m"),
+    open_days = not_done(rule_days)
+    # The crossing transaction's category and lineage come with it when it is one of the batch's.
+    lineage = ("merchant_category", *KAFKA_POSITION)
+    merchant_days = known_transactions(
+        merchant_day_rows(batch, also=lineage),
+        stored_merchant_days(open_days.select(*MERCHANT_DAY_KEY)),
+        TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
+        TRANSACTION_BY_MERCHANT_DAY_KEY,
+        batch_only=lineage,
+    )
+    counted = open_days.alias("r").join(
+        merchant_days.alias("m"),
         (F.col("r.merchant_id") == F.col("m.merchant_id"))
         & (F.col("r.day") == F.col("m.day"))
         & (F.col("m.amount") > F.col("r.rule_amount_above")),
@@ -284,61 +318,57 @@ def daily_count_hits(
     event_order = in_day.orderBy(F.col("m.tranpostdt"), F.col("m.tranid"), F.col("m.account_no"))
     ranked = counted.select(
         *[F.col(f"r.{name}") for name in ("merchant_id", "day", "hit_id", *rule_columns, *carried)],
-        *[F.col(f"m.{name}") for name in ("tranpostdt", "account_no", "tranid", "amount")],
+        *[
+            F.col(f"m.{name}")
+            for name in ("tranpostdt", "account_no", "tranid", "amount", "merchant_category", *KAFKA_POSITION)
+        ],
         F.count(F.lit(1)).over(in_day).alias("day_count"),
         F.row_number().over(event_order).alias("position"),
     )
-    crossing = ranked.where(F.col("position") == F.col("rule_count_limit") + 1)
-    # The crossing transaction's category and lineage, from the batch when it is one of the batch's.
-    record = batch.select(*TRANSACTION_KEY, "merchant_category", *KAFKA_POSITION)
-    with_record = crossing.join(record, list(TRANSACTION_KEY), "left").select(
+    crossing = ranked.where(F.col("position") == F.col("rule_count_limit") + 1).select(
         "*",
         F.col("day_count").cast("double").alias("evidence_value"),
         F.col("rule_count_limit").cast("double").alias("evidence_limit"),
     )
     no_customer = F.lit(None).cast("string")
-    return with_record.select(*_hit_row(no_customer, carried)).withColumn("reason", _reason())
+    return crossing.select(*_hit_row(no_customer, carried)).withColumn("reason", _reason())
 
 
-def merchant_day_rows(transactions: DataFrame) -> DataFrame:
-    """transaction_by_merchant_day's rows of ``transactions`` (those at a merchant)."""
+def merchant_day_rows(transactions: DataFrame, also: tuple[str, ...] = ()) -> DataFrame:
+    """transaction_by_merchant_day's rows of ``transactions`` (those at a merchant), then the ``also``
+    columns of ``transactions``."""
     with_day = transactions.where(F.col("merchant_id").isNotNull()).withColumn("day", F.to_date("tranpostdt"))
-    return with_day.select(*TRANSACTION_BY_MERCHANT_DAY_COLUMNS)
+    return with_day.select(*TRANSACTION_BY_MERCHANT_DAY_COLUMNS, *also)
 
 
 def rule_hits(
-    transactions: DataFrame,
+    batch: DataFrame,
     rules: DataFrame,
     holders: DataFrame,
-    stored_history: DataFrame,
-    stored_merchant_days: DataFrame,
-    done: Callable[[DataFrame], DataFrame],
+    stored_history: DataFrame | None,
+    stored_merchant_days: Callable[[DataFrame], DataFrame],
+    not_done: Callable[[DataFrame], DataFrame],
     carried: tuple[str, ...] = (),
+    kinds: Collection[str] | None = None,
 ) -> DataFrame:
-    """Every hit of a batch not done yet (:data:`HIT_COLUMNS`, then ``carried``): ``transactions`` the
-    batch's valid ones; ``rules`` the rule rows of their scopes (:func:`scopes_of_transactions`),
-    ``holders`` the account_holder rows of their accounts; ``stored_history`` the stored transactions of
-    their accounts (:data:`HISTORY_COLUMNS`, at least those a rule looks back at), ``stored_merchant_days``
-    the stored transaction_by_merchant_day rows of their merchant-days; ``done`` gives, of a frame of
-    ``hit_id``, the rows of the hits already stored and announced (a batch run again skips them)."""
-    batch = distinct_transactions(transactions)
+    """Every hit of a batch not done yet (:data:`HIT_COLUMNS`, then ``carried``).
+
+    ``batch``: the batch's valid transactions, each once (:func:`distinct_transactions`). ``rules``: the
+    rule rows of their scopes (:func:`scopes_of_transactions`). ``holders``: the account_holder rows of
+    their accounts. ``stored_history``: the stored transactions of their accounts (:data:`HISTORY_COLUMNS`,
+    at least those a rule looks back at; None if ``kinds`` has no kind that looks back).
+    ``stored_merchant_days``: gives the stored transaction_by_merchant_day rows of a frame of (merchant_id,
+    day) keys (each read once, however often named). ``not_done``: keeps the rows of a frame whose
+    ``hit_id`` is not done yet (a batch run again skips the hits done). ``kinds``, when known: the kinds
+    among ``rules``, so that the plan leaves out the parts no rule needs."""
+    present = {kind.value for kind in RuleKind} if kinds is None else set(kinds)
     pairs = transactions_with_rules(batch, rules, holders)
-    history = known_transactions(batch, stored_history, HISTORY_COLUMNS, TRANSACTION_KEY)
-    merchant_days = known_transactions(
-        merchant_day_rows(batch),
-        stored_merchant_days,
-        TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
-        TRANSACTION_BY_MERCHANT_DAY_KEY,
-    )
-    per_transaction = transaction_rule_hits(pairs, history, carried)
-    daily = daily_count_hits(pairs, batch, merchant_days, done(_daily_hit_ids(pairs)), carried)
-    found = per_transaction.unionByName(daily)
-    return found.join(done(per_transaction.select("hit_id")).select("hit_id"), "hit_id", "left_anti").select(
-        *HIT_COLUMNS, *carried
-    )
-
-
-def _daily_hit_ids(pairs: DataFrame) -> DataFrame:
-    """The ids the batch's daily counts would have (one per rule, merchant and day it watches)."""
-    daily = pairs.where(F.col("rule_kind") == RuleKind.MERCHANT_DAILY_COUNT.value)
-    return daily.select(_hit_id(F.col("rule_id"), F.col("merchant_id"), F.to_date("tranpostdt")).alias("hit_id"))
+    looks_back = present & {kind.value for kind in HISTORY_KINDS}
+    history = None
+    if looks_back:
+        assert stored_history is not None, "rules that look back need the accounts' stored transactions"
+        history = known_transactions(batch, stored_history, HISTORY_COLUMNS, TRANSACTION_KEY)
+    found = not_done(transaction_rule_hits(pairs, history, carried))
+    if RuleKind.MERCHANT_DAILY_COUNT.value in present:
+        found = found.unionByName(daily_count_hits(pairs, batch, stored_merchant_days, not_done, carried))
+    return found.select(*HIT_COLUMNS, *carried)

@@ -1,5 +1,6 @@
 """`fraudshop schema apply` on a keyspace created by an earlier release: the columns added since
-(the transaction's merchant fields) are added to its tables, and applying again changes nothing."""
+(the transaction's merchant fields and its similarity score) are added to its tables, and applying
+again changes nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fraudshop.config import Config
 from fraudshop.io.cassandra.schema import apply_schema, schema_statements
 from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.model.records import MERCHANT_FIELDS
-from fraudshop.model.tables import TRANSACTION_COLUMNS, schema_cql
+from fraudshop.model.tables import SCORE_COLUMNS, TABLES, schema_cql
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,8 @@ def transaction_table_before_merchant_fields() -> str:
     """bank.transaction's CREATE TABLE as the release before the merchant fields had it."""
     (create,) = [s for s in schema_statements(schema_cql()) if s.startswith("CREATE TABLE IF NOT EXISTS transaction ")]
     older = re.sub(rf"\n\s*(?:{'|'.join(MERCHANT_FIELDS)}) text,", "", create)
-    assert not any(name in older for name in MERCHANT_FIELDS)
+    older = re.sub(rf"\n\s*(?:{'|'.join(SCORE_COLUMNS)}) [^\n]*,", "", older)
+    assert not any(name in older for name in (*MERCHANT_FIELDS, *SCORE_COLUMNS))
     return older
 
 
@@ -48,7 +50,7 @@ def test_schema_apply_adds_the_merchant_fields_to_an_existing_transaction_table(
                     (keyspace, "transaction"),
                 )
             }
-            assert columns == set(TRANSACTION_COLUMNS)
+            assert columns == set(TABLES["transaction"])
             session.execute(
                 "INSERT INTO transaction (account_no, tranpostdt, tranid, amount, merchant_id, merchant_category, "
                 "channel) VALUES (%s, %s, %s, %s, %s, %s, %s)",

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.types import DateType, DoubleType, IntegerType, StringType, StructField, StructType, TimestampType
 
+from fraudshop.model.cases import FraudCase, KnownCases
 from fraudshop.model.changes import ProfileChange, RecordedChange
 from fraudshop.model.rules import Rule
 from fraudshop.model.tables import (
@@ -31,6 +32,7 @@ from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.micro_batch import MicroBatchProcessor
 from fraudshop.pipeline.recent_changes import CHANGE_SCHEMA, RecentChanges
 from fraudshop.pipeline.rules import RuleStep
+from fraudshop.pipeline.similarity import SimilarityStep
 from fraudshop.transforms.parsing import parse_transaction_records, valid_transactions
 from fraudshop.transforms.rules import HISTORY_COLUMNS
 from tests.unit.kafka_rows import kafka_records
@@ -74,6 +76,8 @@ class InMemoryStore:
         self.hits_by_merchant_day: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.done: dict[str, datetime] = {}
         self.rule_reads: list[set[tuple[str, str]]] = []  # the (scope, scope_id) keys each batch read
+        self.cases: list[FraudCase] = []
+        self.scores: dict[tuple[Any, ...], dict[str, Any]] = {}  # by transaction key: SCORE_COLUMNS
 
     def add_rule(self, rule: Rule) -> None:
         self.rules[str(rule.rule_id)] = rule
@@ -85,6 +89,10 @@ class InMemoryStore:
         previous = current.customer_id if current and current.customer_id != change.customer_id else None
         self.changes[change.key] = change
         self.change_log.append(RecordedChange(recorded_at, change, previous))
+
+    def _stored_transactions(self) -> list[dict[str, Any]]:
+        # A snapshot (list() of a dict view is taken in one step): the transactions' write runs on another thread.
+        return list(self.transactions.values())
 
     def write_transactions(self, transactions: DataFrame) -> None:
         for row in transactions.collect():
@@ -115,8 +123,8 @@ class InMemoryStore:
 
     def transactions_of_accounts(self, accounts: DataFrame) -> DataFrame:
         wanted = self._accounts(accounts)
-        rows = [row for row in self.transactions.values() if row["account_no"] in wanted]
-        return self.spark.createDataFrame(rows, self.transaction_schema)
+        rows = [row for row in self._stored_transactions() if row["account_no"] in wanted]
+        return self.spark.createDataFrame([Row(**row) for row in rows], self.transaction_schema)
 
     def write_alerts(self, alerts: DataFrame) -> None:
         for row in alerts.collect():
@@ -160,7 +168,7 @@ class InMemoryStore:
         naive_since = since.astimezone(UTC).replace(tzinfo=None)  # what collect() gives back
         rows = [
             tuple(row[name] for name in HISTORY_COLUMNS)
-            for row in self.transactions.values()
+            for row in self._stored_transactions()
             if row["account_no"] in wanted and row["tranpostdt"] >= naive_since
         ]
         schema = StructType([self.transaction_schema[name] for name in HISTORY_COLUMNS])
@@ -168,13 +176,13 @@ class InMemoryStore:
 
     def transactions_of_merchant_days(self, keys: DataFrame) -> DataFrame:
         wanted = {tuple(row) for row in keys.select(*MERCHANT_DAY_KEY).collect()}
-        rows = [row for key, row in self.merchant_days.items() if key[:2] in wanted]
-        return self.spark.createDataFrame(rows, MERCHANT_DAY_SCHEMA)
+        # A snapshot (list() of a dict view is taken in one step): the merchant-day write runs on another thread.
+        rows = [row for key, row in list(self.merchant_days.items()) if key[:2] in wanted]
+        return self.spark.createDataFrame([Row(**row) for row in rows], MERCHANT_DAY_SCHEMA)
 
-    def done_hits(self, hit_ids: DataFrame) -> DataFrame:
-        wanted = {row.hit_id for row in hit_ids.collect()}
-        rows = [(hit, at) for hit, at in self.done.items() if hit in wanted]
-        return self.spark.createDataFrame(rows, DONE_SCHEMA)
+    def not_done(self, hits: DataFrame) -> DataFrame:
+        done = self.spark.createDataFrame(list(self.done.items()), DONE_SCHEMA)
+        return hits.join(done.select("hit_id"), "hit_id", "left_anti")
 
     def write_merchant_days(self, rows: DataFrame) -> None:
         for row in rows.collect():
@@ -188,6 +196,13 @@ class InMemoryStore:
                 self.hits_by_merchant_day[tuple(row[name] for name in RULE_HIT_BY_MERCHANT_DAY_KEY)] = row.asDict()
         for row in hits.collect():  # marked done once in both tables
             self.done[row.hit_id] = row.detected_at
+
+    def fraud_cases(self) -> KnownCases:
+        return KnownCases.of(list(self.cases))
+
+    def write_scores(self, scores: DataFrame) -> None:
+        for row in scores.collect():
+            self.scores[tuple(row[name] for name in TRANSACTION_KEY)] = row.asDict()
 
 
 class InMemoryNotifications:
@@ -213,14 +228,29 @@ def detection_processor(
     job: str = "test-query-id",
     recent: timedelta = timedelta(hours=1),
     notifications: InMemoryNotifications | None = None,
+    similarity_threshold: float | None = None,
 ) -> MicroBatchProcessor:
     """The job's foreachBatch body over ``store`` (one attempt: no retry, no watchdog). Transactions posted
     within ``recent`` before the batch are matched against the held changes, older ones against partitions.
-    With ``notifications``, the fraud-prevention rules' step runs too."""
+    With ``notifications``, the fraud-prevention rules' step runs too, and the similarity step with a
+    ``similarity_threshold``."""
     window_seconds = int(window.total_seconds())
     scanner = LateChangeScanner(store, window_seconds, margin, changes_per_batch, job_id=lambda: job)
     recent_changes = RecentChanges(store, window_seconds, int(recent.total_seconds()))
     rules = RuleStep(store, notifications) if notifications is not None else None
+    similarity = (
+        SimilarityStep(store, notifications, similarity_threshold, 5)
+        if notifications is not None and similarity_threshold is not None
+        else None
+    )
     return MicroBatchProcessor(
-        store, scanner, recent_changes, window_seconds, 65536, 300, rules=rules, on_batch_done=on_batch_done
+        store,
+        scanner,
+        recent_changes,
+        window_seconds,
+        65536,
+        300,
+        rules=rules,
+        similarity=similarity,
+        on_batch_done=on_batch_done,
     )

@@ -32,6 +32,7 @@ COMMANDS = (
     "profile",
     "rules",
     "hits",
+    "cases",
     "api",
     "alerts",
     "rejects",

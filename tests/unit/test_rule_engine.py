@@ -40,8 +40,14 @@ from fraudshop.model.rules import (
     parameters_text,
     reason,
 )
-from fraudshop.model.tables import RULE_COLUMNS
-from fraudshop.transforms.rules import HISTORY_COLUMNS, HIT_COLUMNS, merchant_day_rows, rule_hits
+from fraudshop.model.tables import MERCHANT_DAY_KEY, RULE_COLUMNS
+from fraudshop.transforms.rules import (
+    HISTORY_COLUMNS,
+    HIT_COLUMNS,
+    distinct_transactions,
+    merchant_day_rows,
+    rule_hits,
+)
 from tests.unit.memory_store import DONE_SCHEMA, HOLDER_SCHEMA, RULE_SCHEMA
 
 TOPIC = "transaction"
@@ -101,12 +107,14 @@ def judge(
     stored_frame = batch_frame(spark, stored)
     done_frame = spark.createDataFrame([(identity, CREATED) for identity in done], DONE_SCHEMA)
     return rule_hits(
-        batch_frame(spark, batch),
+        distinct_transactions(batch_frame(spark, batch)),
         rule_frame(spark, rules),
         spark.createDataFrame(list(holders.items()), HOLDER_SCHEMA),
         stored_frame.select(*HISTORY_COLUMNS),
-        merchant_day_rows(stored_frame),
-        lambda hit_ids: hit_ids.join(done_frame, "hit_id"),
+        lambda keys: merchant_day_rows(stored_frame).join(keys.distinct(), list(MERCHANT_DAY_KEY)),
+        lambda hits: hits.join(done_frame.select("hit_id"), "hit_id", "left_anti"),
+        # As the job passes them: the plan leaves out the parts no rule of the batch needs.
+        kinds={r.kind.value for r in rules},
     )
 
 

@@ -185,7 +185,8 @@ def test_a_batch_that_failed_before_marking_its_hits_done_announces_them_again_w
     first = [(m["hit_id"], m["tranid"]) for m in notifications.messages]
     store.done.clear()  # as if it died after writing the hits, before marking them done
     process(batch, 0)
-    assert [(m["hit_id"], m["tranid"]) for m in notifications.messages] == first + first
+    again = [(m["hit_id"], m["tranid"]) for m in notifications.messages[len(first) :]]
+    assert sorted(again) == sorted(first)  # the same ids, in whatever order the batch's partitions send them
     assert len(store.done) == len(first)
 
 

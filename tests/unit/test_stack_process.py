@@ -1,5 +1,6 @@
-"""The local stack's server processes: started, found again through their pid file, stopped; and
-a pid file whose pid now belongs to another process never gets that process signalled."""
+"""The local stack's server processes: started, found again through their pid file, stopped; a
+server whose own log rolls over as it starts is still seen ready; and a pid file whose pid now
+belongs to another process never gets that process signalled."""
 
 from __future__ import annotations
 
@@ -23,14 +24,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server(tmp_path: Path, port: int) -> ServerProcess:
-    """A stand-in server: listens on ``port``, then logs that it is ready."""
+def server(tmp_path: Path, port: int, rolls_its_log: bool = False) -> ServerProcess:
+    """A stand-in server: listens on ``port``, then logs that it is ready to its own log and to
+    stdout, as the stack's log configs have Kafka and Cassandra do. One that ``rolls_its_log``
+    renames its log first, as a size-based rollover does, and starts a new, shorter one."""
+    server_log = tmp_path / "server.log"
     script = textwrap.dedent(
         f"""
-        import socket, time
+        import os, socket, time
         listener = socket.create_server(("127.0.0.1", {port}))
-        with open({str(tmp_path / "server.log")!r}, "a") as log:
+        if {rolls_its_log!r}:
+            os.rename({str(server_log)!r}, {str(server_log) + ".1"!r})
+        with open({str(server_log)!r}, "a") as log:
             log.write("server started\\n")
+        print("server started", flush=True)
         time.sleep(300)
         """
     )
@@ -39,7 +46,7 @@ def server(tmp_path: Path, port: int) -> ServerProcess:
         command=(sys.executable, "-c", script),
         host="127.0.0.1",
         port=port,
-        server_log=tmp_path / "server.log",
+        server_log=server_log,
         ready_line=re.compile("server started"),
         run_dir=tmp_path / "run",
     )
@@ -65,6 +72,17 @@ def test_a_server_is_started_found_again_and_stopped(tmp_path: Path) -> None:
     fake.stop(grace_seconds=10)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not fake.is_running() and not fake.pid_file.exists()
+
+
+def test_a_server_whose_log_rolls_over_as_it_starts_is_seen_ready(tmp_path: Path) -> None:
+    # The offset of a long log, read before the start, lies past the end of the new one.
+    (tmp_path / "server.log").write_text("an earlier run's line\n" * 10_000)
+    fake = server(tmp_path, free_port(), rolls_its_log=True)
+    try:
+        assert fake.start(timeout_seconds=30) < 30
+        assert (tmp_path / "server.log.1").exists() and (tmp_path / "server.log").stat().st_size < 1_000
+    finally:
+        fake.stop(grace_seconds=10)
 
 
 @pytest.mark.parametrize("recorded_start", ["", "12345.67"], ids=["pid only", "another start time"])

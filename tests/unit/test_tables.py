@@ -8,6 +8,7 @@ import re
 import pytest
 
 from fraudshop.io.cassandra.schema import schema_statements
+from fraudshop.model.features import VECTOR_DIMENSIONS
 from fraudshop.model.tables import PRIMARY_KEYS, TABLES, schema_cql
 
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \(\n(.*?)\n\)", re.S)
@@ -58,3 +59,8 @@ def test_the_models_columns_are_the_tables_columns(table: str) -> None:
 def test_the_models_key_is_the_tables_primary_key_in_order(table: str) -> None:
     _, key = CQL_TABLES[table]
     assert PRIMARY_KEYS[table] == tuple(key)
+
+
+def test_the_case_vectors_dimension_is_the_feature_vectors() -> None:
+    dimensions = set(re.findall(r"vector<float, (\d+)>", schema_cql()))
+    assert dimensions == {str(VECTOR_DIMENSIONS)}

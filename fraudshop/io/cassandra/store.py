@@ -15,8 +15,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fraudshop.config import CassandraConfig
+from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import connect, prepared
+from fraudshop.model.cases import KnownCases
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
 from fraudshop.model.tables import (
     ALERT_KEY,
@@ -25,7 +27,6 @@ from fraudshop.model.tables import (
     MERCHANT_DAY_KEY,
     PREVIOUS_CUSTOMER,
     RULE_COLUMNS,
-    RULE_HIT_DONE_COLUMNS,
     RULE_PARTITION_KEY,
     TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
     AlertKey,
@@ -57,6 +58,7 @@ class CassandraStore:
         self.cassandra = cassandra
         self.keyspace = cassandra.keyspace
         self._writers = ThreadPoolExecutor(2, thread_name_prefix="alert-writes")
+        self._hit_writers = ThreadPoolExecutor(2, thread_name_prefix="hit-writes")
 
     @cached_property
     def _session(self) -> Session:
@@ -166,19 +168,32 @@ class CassandraStore:
             *TRANSACTION_BY_MERCHANT_DAY_COLUMNS
         )
 
-    def done_hits(self, hit_ids: DataFrame) -> DataFrame:
-        return self._of_partitions("rule_hit_done", hit_ids.select("hit_id")).select(*RULE_HIT_DONE_COLUMNS)
+    def not_done(self, hits: DataFrame) -> DataFrame:
+        # A left outer direct join (one read per hit, no shuffle of the hits) keeping those without a mark.
+        done = read_cassandra_table(self.spark, self.keyspace, "rule_hit_done", directJoinSetting="on")
+        marked = done.select("hit_id", F.col("done_at").alias("_done_at"))
+        return hits.join(marked, "hit_id", "left").where(F.col("_done_at").isNull()).drop("_done_at")
 
     def write_merchant_days(self, rows: DataFrame) -> None:
         write_cassandra_table(rows, self.keyspace, "transaction_by_merchant_day")
 
     def write_rule_hits(self, hits: DataFrame) -> None:
-        # One after the other, rule_hit_done last: a hit marked done is in both tables.
-        write_cassandra_table(hits.where(F.col("customer_id").isNotNull()), self.keyspace, "rule_hit")
+        # The two hit tables side by side, then rule_hit_done: a hit marked done is in both tables.
+        by_customer = hits.where(F.col("customer_id").isNotNull())
         at_merchant = hits.where(F.col("merchant_id").isNotNull())
-        write_cassandra_table(at_merchant, self.keyspace, "rule_hit_by_merchant_day")
+        run_side_by_side(
+            self._hit_writers,
+            partial(write_cassandra_table, by_customer, self.keyspace, "rule_hit"),
+            partial(write_cassandra_table, at_merchant, self.keyspace, "rule_hit_by_merchant_day"),
+        )
         done = hits.select("hit_id", F.col("detected_at").alias("done_at"))
         write_cassandra_table(done, self.keyspace, "rule_hit_done")
+
+    def fraud_cases(self) -> KnownCases:
+        return KnownCases.of(CaseStore(self._session, self.keyspace).all_cases())
+
+    def write_scores(self, scores: DataFrame) -> None:
+        write_cassandra_table(scores, self.keyspace, "transaction")
 
 
 def _posted_since(transactions: DataFrame, since: datetime) -> DataFrame:

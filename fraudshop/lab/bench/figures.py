@@ -30,9 +30,9 @@ LATENCY = "latency_s"
 FIXED_COST = "batch_fixed_cost_s"
 RECOVERY_TIME = "recovery_s"
 STEP_COST = "step_ms_p50"
-#: The job's steps whose cost per batch the headline gives: the fraud-prevention rules beside the
-#: profile-change rule (``alerts``) and the transactions' write.
-COSTED_STEPS = ("rules", "alerts", "transactions")
+#: The job's steps whose cost per batch the headline gives: the fraud-prevention rules and the similarity
+#: score beside the profile-change rule (``alerts``) and the transactions' write.
+COSTED_STEPS = ("rules", "similarity", "alerts", "transactions")
 HEADLINE_KEYS = (CAPACITY, CEILING_RATE, CAPACITY_RATIO, LATENCY, FIXED_COST, RECOVERY_TIME, STEP_COST)
 
 #: A batch of at most this many Kafka records is a small batch: its length is (nearly) all fixed cost.
@@ -48,7 +48,9 @@ DEFINITIONS = {
     "completed its last record (every query of the job)",
     CAPACITY_RATIO: f"{CAPACITY} / {CEILING_RATE} of the same run",
     STEP_COST: "by offered rate (txn/s): the median ms per micro-batch of the job's steps during that rate's phase: "
-    "rules (the fraud-prevention rules: read the batch's rules and history, judge, notify, write the hits), alerts "
+    "rules (the fraud-prevention rules: read the batch's rules and history, judge, notify, write the hits), "
+    "similarity (read the known cases and the accounts' history, score every transaction, write the scores and "
+    "the hits), alerts "
     "(the profile-change rule) and transactions (parse and write them); the steps run side by side, so a batch "
     "takes about the longest of them, not their sum",
     LATENCY: "by offered rate (txn/s): Kafka record timestamp → WRITETIME of the alert's cust_fraud row, over the "

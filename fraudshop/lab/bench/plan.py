@@ -108,6 +108,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=10_000,
         help="fraud-prevention rules in force, over ten times the accounts and every merchant of the workload",
     )
+    parser.add_argument(
+        "--cases-per-pattern",
+        type=int,
+        default=40,
+        help="instances of each labelled fraud pattern seeded as known cases (fraud and genuine), for the similarity",
+    )
     parser.add_argument("--seed", type=int, default=6, help="seed of the synthetic workload")
     parser.add_argument("--output", type=Path, default=Path("results"), help="directory of bench.json and bench.png")
     parser.add_argument("--keep", action="store_true", help="keep the scratch keyspaces, topics and checkpoints")
@@ -141,7 +147,9 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
     systems = args.systems
     if args.smoke:
         return BenchPlan(
-            Workload(accounts=200, changed_every=10, seed=args.seed, history_changes=2000, rules=200),
+            Workload(
+                accounts=200, changed_every=10, seed=args.seed, history_changes=2000, rules=200, cases_per_pattern=5
+            ),
             systems,
             backlog=3000,
             latency_rates=(2000.0, 200.0),
@@ -153,7 +161,9 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
             keep=args.keep,
         )
     return BenchPlan(
-        Workload(args.accounts, args.changed_every, args.seed, args.history_changes, args.rules),
+        Workload(
+            args.accounts, args.changed_every, args.seed, args.history_changes, args.rules, args.cases_per_pattern
+        ),
         systems,
         backlog=args.backlog,
         latency_rates=args.latency_rates,

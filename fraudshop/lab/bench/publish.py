@@ -156,7 +156,8 @@ def table_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
     for rate, cost in sorted((result.get(STEP_COST) or {}).items(), key=lambda item: float(item[0]), reverse=True):
         rows.append(
             row(
-                f"cost per batch at {float(rate):,.0f} txn/s (median ms): rules / profile-change rule / transactions",
+                f"cost per batch at {float(rate):,.0f} txn/s (median ms): rules / similarity / profile-change rule / "
+                "transactions",
                 " / ".join(_number(cost.get(step)) for step in COSTED_STEPS) if cost else MISSING,
                 "",
             )

@@ -25,6 +25,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from fraudshop.config import Config
 from fraudshop.config.resources import packaged_file
+from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.changes import record_profile_change
 from fraudshop.io.cassandra.rules import RuleStore
 from fraudshop.io.cassandra.schema import insert_statement
@@ -268,6 +269,8 @@ def run_system(
             record_profile_change(session, keyspace, change)
         load_change_history(session, keyspace, plan.workload.history(now))
         load_rules(session, keyspace, plan.workload.rule_definitions(), now - timedelta(hours=1))
+        cases = CaseStore(session, keyspace).record(plan.workload.known_cases(now))
+        log.info("seeded %d known cases for the similarity step", cases)
         measured = _drive(config, system, plan, work_dir)
         log.info("%s: reading back %d transactions and their alerts", system, len(measured.offered))
         changed = plan.workload.changed_accounts()

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_cases
 from fraudshop.lab.workload import account_number, merchant_catalogue, synthetic_rules, synthetic_transactions
+from fraudshop.model.cases import FraudCase
 from fraudshop.model.changes import CHANGE_TYPES, ProfileChange
 from fraudshop.model.records import Transaction
 from fraudshop.model.rules import RuleDefinition, RuleKind
@@ -52,6 +54,17 @@ class Workload:
     #: Fraud-prevention rules in force, over ten times the transacting accounts (as the change history)
     #: and over the whole merchant catalogue, in :data:`RULE_MIX` proportions.
     rules: int = 0
+    #: Instances of each labelled fraud pattern seeded as known cases (fraud and genuine, as
+    #: ``fraudshop cases seed`` records them), so the similarity step searches a realistic case set.
+    cases_per_pattern: int = 0
+
+    def known_cases(self, now: datetime) -> list[FraudCase]:
+        instances = [
+            instance
+            for pattern in FraudPattern
+            for instance in pattern_instances(pattern, self.cases_per_pattern, self.seed, now)
+        ]
+        return seeded_cases(instances, now)
 
     def rule_definitions(self) -> list[RuleDefinition]:
         history_accounts = HISTORY_ACCOUNTS_FACTOR * self.accounts

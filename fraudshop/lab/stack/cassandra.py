@@ -35,6 +35,9 @@ def cassandra_server(config: Config) -> ServerProcess:
         f"-Dlogback.configurationFile=file://{stack_conf('cassandra-logback.xml')}",
         f"-Dcassandra.logdir={home / 'logs'}",
         f"-Dcassandra.storagedir={home}",
+        # Keeps stdout open (a daemon closes it once set up): the daemon's start-up lines,
+        # "Startup complete" among them, go to the console log the stack waits on.
+        "-Dcassandra-foreground=yes",
         f"-Dcassandra.triggers_dir={home / 'triggers'}",
         "-cp",
         f"{classpath_dir('cassandra', ARTIFACTS, config.stack.cache_dir)}/*",

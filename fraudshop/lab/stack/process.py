@@ -1,5 +1,11 @@
 """A server process of the local stack: started detached, tracked by a pid file, ready when its
-port accepts connections and its log says so, stopped with SIGTERM (SIGKILL after a grace period).
+port accepts connections and its console log says so, stopped with SIGTERM (SIGKILL after a grace
+period).
+
+The ready line is looked for in the console log (the server's stdout, which fraudshop opens and
+appends to), never in the server's own log: that one rolls over by size, and one that rolled while
+the server started held its ready line in a renamed file while the new one was shorter than the
+offset read before the start (a Kafka restart waited 240 s for a line already written).
 
 The pid file records the process's start time beside its pid: a pid the kernel has since given to
 another process is never mistaken for the server, nor signalled."""
@@ -57,7 +63,8 @@ class ServerProcess:
     command: tuple[str, ...]
     host: str
     port: int
-    #: The server's own log, and the line in it that says the server is ready.
+    #: The server's own log (named in errors and the status), and the line its console log shows
+    #: once the server is ready (the stack's log configs send that line to stdout too).
     server_log: Path
     ready_line: re.Pattern[str]
     run_dir: Path
@@ -112,7 +119,7 @@ class ServerProcess:
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.server_log.parent.mkdir(parents=True, exist_ok=True)
-        log_offset = self.server_log.stat().st_size if self.server_log.exists() else 0
+        console_offset = self.console_log.stat().st_size if self.console_log.exists() else 0
         started = time.monotonic()
         with open(self.console_log, "ab") as console:
             process = subprocess.Popen(
@@ -132,7 +139,7 @@ class ServerProcess:
                     f"{self.name} exited with code {process.returncode} while starting; see {self.server_log} "
                     f"and {self.console_log}"
                 )
-            return port_is_open(self.host, self.port) and self._log_says_ready(log_offset)
+            return port_is_open(self.host, self.port) and self._console_says_ready(console_offset)
 
         def report(elapsed: float) -> None:
             log.info("waiting for %s … %.0f s", self.name, elapsed)
@@ -148,13 +155,10 @@ class ServerProcess:
         log.info("%s ready on %s:%d after %.1f s", self.name, self.host, self.port, elapsed)
         return elapsed
 
-    def _log_says_ready(self, offset: int) -> bool:
-        try:
-            with open(self.server_log, errors="replace") as server_log:
-                server_log.seek(offset)
-                return self.ready_line.search(server_log.read()) is not None
-        except FileNotFoundError:
-            return False
+    def _console_says_ready(self, offset: int) -> bool:
+        with open(self.console_log, errors="replace") as console:
+            console.seek(offset)
+            return self.ready_line.search(console.read()) is not None
 
     def stop(self, grace_seconds: float = 60) -> None:
         """SIGTERM the server's process group, SIGKILL after ``grace_seconds``; only if the pid

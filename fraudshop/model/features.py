@@ -1,0 +1,269 @@
+"""The transaction vector: what fraudshop compares with known fraud cases (``fraud_case``), by cosine
+similarity. Deterministic and documented, it needs no model download: numpy over a transaction, its
+account's history and its account's profile changes. The same functions serve the stream (applied by
+Spark to each account's group, :mod:`fraudshop.transforms.features`) and a caller holding one
+transaction, so both give the same vector for the same transaction.
+
+A transaction's history is as for the rules: its account's known transactions before it in event time,
+``(tranpostdt, tranid)`` order, over the :data:`HISTORY_DAYS` before it. ``docs/similarity.md`` gives
+every component of the vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from fraudshop.model.records import CHANNELS
+
+#: How far back a transaction's history reaches: its usual amounts, whether its merchant is new and
+#: its velocity are measured over it, and a profile change older than it no longer counts.
+HISTORY_DAYS = 30
+#: The columns of a transaction the vector reads (``tranpostdt`` as an aware or naive-UTC timestamp).
+TRANSACTION_INPUTS: tuple[str, ...] = (
+    "account_no",
+    "tranpostdt",
+    "tranid",
+    "amount",
+    "merchant_id",
+    "merchant_category",
+    "channel",
+)
+#: The columns of an account's events: its stored transactions (``event`` = "transaction") and its
+#: profile changes (``event`` = "change", at ``tranpostdt`` = the change's ``last_updated``).
+EVENT_COLUMNS: tuple[str, ...] = ("account_no", "tranpostdt", "tranid", "amount", "merchant_id", "event")
+TRANSACTION_EVENT, CHANGE_EVENT = "transaction", "change"
+#: What the history says about a transaction, computed by :func:`transaction_context`.
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "usual_amount",  # the median of the history's amounts; NaN without history
+    "merchant_is_new",  # 1.0 when the history holds no transaction at its merchant, else 0.0; NaN without merchant
+    "seconds_since_change",  # since the account's latest profile change at or before it; NaN without one
+    "transactions_last_hour",  # the history's transactions in the hour before it
+    "transactions_last_day",  # and in the 24 hours before it
+)
+_SECONDS_PER_DAY = 86_400
+_DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
+_HOUR_MICROS = 3_600 * 1_000_000
+#: Velocity counts saturate at these: transactions in the last hour, in the last day.
+HOUR_LIMIT, DAY_LIMIT = 20, 100
+#: The width of a hashed block: an id's pseudo-random unit vector.
+HASHED_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of the vector's components: its name, its width and the weight its values are scaled by
+    before the whole vector is L2-normalised (a block's weight is its share of the cosine)."""
+
+    name: str
+    width: int
+    weight: float
+
+
+#: The vector, block by block (``docs/similarity.md`` says how each is computed).
+BLOCKS: tuple[Block, ...] = (
+    Block("amount", 1, 1.0),  # log1p(amount) / log1p(10,000), at most 1.5
+    Block("amount_vs_usual", 1, 1.0),  # tanh(log((1 + amount) / (1 + usual))); 0 without history
+    Block("hour_of_day", 2, 0.5),  # sin, cos of the UTC hour
+    Block("day_of_week", 2, 0.5),  # sin, cos of the UTC weekday
+    Block("merchant_category", HASHED_WIDTH, 0.5),  # the MCC's hashed unit vector; 0 without one
+    Block("channel", 4, 0.5),  # one-hot: pos, online, atm, unknown
+    Block("merchant_is_new", 1, 1.0),  # 1 new, 0 seen, 0.5 without merchant
+    Block("profile_change", 1, 1.0),  # exp(-hours since the latest change / 24); 0 without one
+    Block("velocity", 2, 1.0),  # log1p(min(count, limit)) / log1p(limit): the last hour (limit 20), day (100)
+    Block("merchant", HASHED_WIDTH, 0.5),  # the merchant id's hashed unit vector; 0 without one
+)
+VECTOR_DIMENSIONS = sum(block.width for block in BLOCKS)
+
+
+def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """:data:`CONTEXT_COLUMNS` of each row of ``transactions`` (:data:`TRANSACTION_INPUTS`), in their
+    order, from ``events`` (:data:`EVENT_COLUMNS`): the accounts' stored transactions and profile changes.
+    ``transactions`` join their accounts' history too, each key once, so a transaction's history holds the
+    ones before it in the same batch.
+
+    Vectorised over accounts: every known transaction sorted by (account, time, tranid) on one integer
+    key, a transaction's history is the run of rows before it back to its window's start (found by
+    binary search), and its merchant is new unless the row before it in (account, merchant, time, tranid)
+    order is at the same merchant within the window. The key ranks the times (every time and every
+    window's edge among the distinct values), so it fits an int64 whatever the times span."""
+    if not len(transactions):
+        return pd.DataFrame(np.empty((0, len(CONTEXT_COLUMNS))), columns=list(CONTEXT_COLUMNS))
+    is_change = (events["event"] == CHANGE_EVENT).to_numpy()
+    stored = events[~is_change & events["amount"].notna().to_numpy()]  # a row the job only scored has no amount
+    # The batch's own rows first: a key stored too (a replay's partial writes) is the batch's record.
+    parts = [frame[list(EVENT_COLUMNS[:5])] for frame in (transactions, stored) if len(frame)]
+    known = pd.concat(parts, ignore_index=True).drop_duplicates(
+        subset=["account_no", "tranpostdt", "tranid"], ignore_index=True
+    )
+    changes = events[is_change]
+    _, account_codes = np.unique(
+        np.concatenate([known["account_no"].to_numpy(dtype=object), changes["account_no"].to_numpy(dtype=object)]),
+        return_inverse=True,
+    )
+    known_account, change_account = account_codes[: len(known)], account_codes[len(known) :]
+    known_at, change_at = _micros(known["tranpostdt"]), _micros(changes["tranpostdt"])
+    window, hour, day = HISTORY_DAYS * _DAY_MICROS, _HOUR_MICROS, _DAY_MICROS
+    own_at = _micros(transactions["tranpostdt"])
+    times = np.unique(np.concatenate([known_at, change_at, own_at - window, own_at - hour, own_at - day]))
+
+    def key(account: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return np.asarray(account.astype(np.int64) * len(times) + np.searchsorted(times, at), dtype=np.int64)
+
+    # Known transactions by (account, time, tranid), and where each of `transactions` sits among them.
+    order = np.lexsort((known["tranid"].to_numpy(dtype=str), known_at, known_account))
+    sorted_key = key(known_account, known_at)[order]
+    rank = np.empty(len(known), dtype=np.int64)
+    rank[order] = np.arange(len(known))
+    at_rank = rank[
+        pd.MultiIndex.from_frame(known[["account_no", "tranpostdt", "tranid"]]).get_indexer(
+            pd.MultiIndex.from_frame(transactions[["account_no", "tranpostdt", "tranid"]])
+        )
+    ]
+    own = order[at_rank]  # each transaction's row in `known`
+    own_account = known_account[own]
+
+    def history_start(before: int) -> np.ndarray:
+        """Where each transaction's history ``before`` microseconds back starts (its edge included)."""
+        return np.searchsorted(sorted_key, key(own_account, own_at - before), side="left")
+
+    start = history_start(window)
+    amounts = known["amount"].to_numpy(dtype=float)[order]
+    usual = np.array([np.median(amounts[a:b]) if b > a else np.nan for a, b in zip(start, at_rank, strict=True)])
+    last_hour = at_rank - history_start(hour)
+    last_day = at_rank - history_start(day)
+    # The same rows by (account, merchant, time, tranid): the row before a transaction is its account's
+    # latest earlier one at the same merchant, if any.
+    merchants = pd.factorize(known["merchant_id"], use_na_sentinel=True)[0]
+    by_merchant = np.lexsort((known["tranid"].to_numpy(dtype=str), known_at, merchants, known_account))
+    merchant_rank = np.empty(len(known), dtype=np.int64)
+    merchant_rank[by_merchant] = np.arange(len(known))
+    previous = by_merchant[np.maximum(merchant_rank[own] - 1, 0)]
+    seen = (
+        (merchant_rank[own] > 0)
+        & (known_account[previous] == own_account)
+        & (merchants[previous] == merchants[own])
+        & (known_at[previous] >= own_at - window)
+    )
+    is_new = np.where(merchants[own] < 0, np.nan, np.where(seen, 0.0, 1.0))
+    # The latest change of the account at or before each transaction, in its window.
+    change_order = np.lexsort((change_at, change_account))
+    change_key = key(change_account, change_at)[change_order]
+    latest = np.maximum(np.searchsorted(change_key, key(own_account, own_at), side="right") - 1, 0)
+    if len(change_key):
+        latest_account, latest_at = change_account[change_order][latest], change_at[change_order][latest]
+        has_change = (latest_account == own_account) & (latest_at <= own_at) & (latest_at >= own_at - window)
+        since_change = np.where(has_change, (own_at - latest_at) / 1_000_000, np.nan)
+    else:
+        since_change = np.full(len(own_at), np.nan)
+    context = np.column_stack([usual, is_new, since_change, last_hour, last_day])
+    return pd.DataFrame(context, columns=list(CONTEXT_COLUMNS), index=transactions.index)
+
+
+def _micros(times: pd.Series) -> np.ndarray:
+    """Microseconds since the epoch (UTC) of aware or naive-UTC timestamps."""
+    series = pd.to_datetime(times)
+    if series.dt.tz is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.to_numpy(dtype="datetime64[us]").astype(np.int64)
+
+
+def transaction_vectors(transactions: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
+    """The L2-normalised vectors (float32, one row each, :data:`VECTOR_DIMENSIONS` wide) of
+    ``transactions`` (:data:`TRANSACTION_INPUTS`) with their ``context`` (:data:`CONTEXT_COLUMNS`)."""
+    amount = transactions["amount"].to_numpy(dtype=float)
+    at = _micros(transactions["tranpostdt"])
+    hour = (at // 1_000_000 % _SECONDS_PER_DAY) / 3_600
+    weekday = (at // (_SECONDS_PER_DAY * 1_000_000) + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
+    usual = context["usual_amount"].to_numpy(dtype=float)
+    is_new = context["merchant_is_new"].to_numpy(dtype=float)
+    since_change = context["seconds_since_change"].to_numpy(dtype=float)
+    blocks: Mapping[str, np.ndarray] = {
+        "amount": np.minimum(np.log1p(np.maximum(amount, 0)) / np.log1p(10_000), 1.5)[:, None],
+        # Refunds in the history (negative amounts) could make the usual amount negative: floored at 0.
+        "amount_vs_usual": np.nan_to_num(np.tanh(np.log((1 + np.maximum(amount, 0)) / (1 + np.maximum(usual, 0)))))[
+            :, None
+        ],
+        "hour_of_day": _circle(hour / 24),
+        "day_of_week": _circle(weekday / 7),
+        "merchant_category": _hashed(transactions["merchant_category"], "mcc"),
+        "channel": _channel(transactions["channel"]),
+        "merchant_is_new": np.where(np.isnan(is_new), 0.5, is_new)[:, None],
+        "profile_change": np.nan_to_num(np.exp(-since_change / _SECONDS_PER_DAY))[:, None],
+        "velocity": np.column_stack(
+            [
+                _saturated(context["transactions_last_hour"].to_numpy(dtype=float), HOUR_LIMIT),
+                _saturated(context["transactions_last_day"].to_numpy(dtype=float), DAY_LIMIT),
+            ]
+        ),
+        "merchant": _hashed(transactions["merchant_id"], "merchant"),
+    }
+    vectors = np.hstack([blocks[block.name] * block.weight for block in BLOCKS])
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+def _saturated(counts: np.ndarray, limit: int) -> np.ndarray:
+    """A count on a log scale, 1 from ``limit`` up: past it, more is no more telling, and an unbounded
+    block would outweigh the rest of the vector (a card transacting every second is all velocity)."""
+    return np.asarray(np.log1p(np.minimum(counts, limit)) / np.log1p(limit), dtype=float)
+
+
+def _circle(turns: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.sin(2 * np.pi * turns), np.cos(2 * np.pi * turns)])
+
+
+def _channel(channels: pd.Series) -> np.ndarray:
+    known = (*CHANNELS, None)
+    index = [known.index(value) if value in CHANNELS else len(CHANNELS) for value in channels]
+    return np.eye(len(known))[index] if len(index) else np.zeros((0, len(known)))
+
+
+def _hashed(values: pd.Series, salt: str) -> np.ndarray:
+    """Each value's pseudo-random unit vector, the same for the same value in every process (seeded by
+    its BLAKE2b digest, never by Python's salted hash); zeros for a missing value."""
+    return np.array([_unit(salt, value) for value in values], dtype=float).reshape(len(values), HASHED_WIDTH)
+
+
+@lru_cache(maxsize=65_536)
+def _unit(salt: str, value: object) -> tuple[float, ...]:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return (0.0,) * HASHED_WIDTH
+    digest = hashlib.blake2b(f"{salt}:{value}".encode(), digest_size=8).digest()
+    direction = np.random.default_rng(int.from_bytes(digest, "big")).standard_normal(HASHED_WIDTH)
+    return tuple(float(x) for x in direction / np.linalg.norm(direction))
+
+
+def transactions_frame(transactions: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    """:data:`TRANSACTION_INPUTS` of records as a producer sends them (``tranpostdt`` an ISO-8601 text
+    or an aware datetime; absent optional fields are missing)."""
+    frame = pd.DataFrame([{name: record.get(name) for name in TRANSACTION_INPUTS} for record in transactions])
+    frame = frame.reindex(columns=list(TRANSACTION_INPUTS))
+    frame["tranpostdt"] = pd.to_datetime(frame["tranpostdt"], utc=True, format="ISO8601")
+    frame["amount"] = frame["amount"].astype(float)
+    return frame
+
+
+def events_frame(transactions: pd.DataFrame, changes: Iterable[tuple[str, datetime]] = ()) -> pd.DataFrame:
+    """:data:`EVENT_COLUMNS` of stored ``transactions`` (a :func:`transactions_frame`) and of profile
+    changes, as (account_no, last_updated) pairs."""
+    stored = transactions[list(EVENT_COLUMNS[:5])].assign(event=TRANSACTION_EVENT)
+    changed = pd.DataFrame(
+        [(account, at, "", np.nan, None, CHANGE_EVENT) for account, at in changes], columns=list(EVENT_COLUMNS)
+    )
+    if not len(changed):
+        return stored.reset_index(drop=True)
+    changed["tranpostdt"] = pd.to_datetime(changed["tranpostdt"], utc=True)
+    return pd.concat([stored, changed], ignore_index=True)
+
+
+def vectors_of(transactions: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
+    """The vectors of ``transactions`` against their accounts' ``events``: the stream's and a single
+    caller's one path."""
+    return transaction_vectors(transactions, transaction_context(transactions, events))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def test_the_servers_configs_are_filled_from_the_config(tmp_path: Path, monkeypa
     assert f"native_transport_port: {config.cassandra.port}\n" in cassandra
     assert f'- seeds: "127.0.0.1:{config.stack.cassandra_storage_port}"' in cassandra
     assert f"commitlog_directory: {tmp_path / 'cassandra'}/commitlog\n" in cassandra
+    # CASSANDRA-21644: as many writers as processors, so a commit-log replay stays within the vector pool.
+    assert f"concurrent_writes: {len(os.sched_getaffinity(0))}\n" in cassandra
 
 
 def test_a_maven_download_is_named_by_its_file_not_by_its_speed() -> None:

@@ -74,6 +74,20 @@ def test_a_server_is_started_found_again_and_stopped(tmp_path: Path) -> None:
     assert not fake.is_running() and not fake.pid_file.exists()
 
 
+def test_a_killed_server_dies_at_once_and_starts_again(tmp_path: Path) -> None:
+    fake = server(tmp_path, free_port())
+    fake.start(timeout_seconds=30)
+    pid = fake.pid()
+    assert pid is not None
+    fake.kill()  # a crash: SIGKILL, no grace
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not fake.is_running() and not fake.pid_file.exists()
+    try:
+        assert fake.start(timeout_seconds=30) >= 0 and fake.pid() not in (None, pid)
+    finally:
+        fake.stop(grace_seconds=10)
+
+
 def test_a_server_whose_log_rolls_over_as_it_starts_is_seen_ready(tmp_path: Path) -> None:
     # The offset of a long log, read before the start, lies past the end of the new one.
     (tmp_path / "server.log").write_text("an earlier run's line\n" * 10_000)

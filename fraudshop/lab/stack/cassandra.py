@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -18,6 +19,17 @@ def _home(config: Config) -> Path:
     return config.stack.state_dir / "cassandra"
 
 
+def node_processors() -> int:
+    """The processors this node may use (its CPU affinity): its writer threads and the JVM's view.
+
+    Cassandra 5.0.9's vector index builds its graph with a jvector pool of processors + 1 objects and
+    fails a write past it (CASSANDRA-21644, fixed after 5.0.9). Writers are ``concurrent_writes``
+    threads, plus a flush: with as many writers as processors, and the JVM told that number, the
+    pool is never exceeded, also when the node replays its commit log on every writer at start-up.
+    """
+    return len(os.sched_getaffinity(0))
+
+
 def _jvm_options() -> list[str]:
     lines = stack_conf("cassandra-jvm17.options").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -31,6 +43,7 @@ def cassandra_server(config: Config) -> ServerProcess:
         f"-Xmx{config.stack.cassandra_heap}",
         f"-XX:ErrorFile={home / 'logs' / 'hs_err_%p.log'}",
         *_jvm_options(),
+        f"-XX:ActiveProcessorCount={node_processors()}",
         f"-Dcassandra.config=file://{home / 'conf' / 'cassandra.yaml'}",
         f"-Dlogback.configurationFile=file://{stack_conf('cassandra-logback.xml')}",
         f"-Dcassandra.logdir={home / 'logs'}",
@@ -66,5 +79,6 @@ def prepare_cassandra(config: Config) -> None:
             home=home,
             native_port=config.cassandra.port,
             storage_port=config.stack.cassandra_storage_port,
+            concurrent_writes=node_processors(),
         )
     )

@@ -177,6 +177,17 @@ class ServerProcess:
             psutil.wait_procs(alive, timeout=10)
         self.pid_file.unlink(missing_ok=True)
 
+    def kill(self) -> None:
+        """SIGKILL the server's process group and wait for it to die: a crash, for drills (no shutdown
+        hook runs; the server replays its logs when started again)."""
+        process = self.process()
+        if process is None:
+            return
+        log.info("killing %s (pid %d) with SIGKILL", self.name, process.pid)
+        self._signal_group(process, signal.SIGKILL)
+        psutil.wait_procs([process], timeout=30)
+        self.pid_file.unlink(missing_ok=True)
+
     def _signal_group(self, process: psutil.Process, signum: int) -> None:
         # The server leads its own group (start_new_session), which includes anything it started.
         try:

@@ -6,14 +6,28 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fraudshop.cli import alerts, api, cases, data, job, lab, notifications, profiles, rules, stack, test
+from fraudshop.cli import (
+    alerts,
+    api,
+    cases,
+    data,
+    evaluate,
+    job,
+    lab,
+    model,
+    notifications,
+    profiles,
+    rules,
+    stack,
+    test,
+)
 from fraudshop.cli.registry import Handler
 from fraudshop.config import ConfigError
 from fraudshop.config.arguments import load_config_from_args
 from fraudshop.config.logs import configure_logging
 
 #: Command groups in the order ``fraudshop --help`` lists their commands.
-COMMAND_GROUPS = (stack, data, profiles, rules, cases, job, api, alerts, notifications, lab, test)
+COMMAND_GROUPS = (stack, data, profiles, rules, cases, model, job, api, alerts, notifications, lab, evaluate, test)
 
 
 def build_parser() -> argparse.ArgumentParser:

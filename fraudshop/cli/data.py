@@ -8,9 +8,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fraudshop.cli.registry import Commands, add_command, iso_time
+from fraudshop.cli.registry import Commands, add_command
 from fraudshop.config import Config
-from fraudshop.model.changes import CHANGE_TYPES
+from fraudshop.model.changes import CHANGE_TYPES, iso_time
 from fraudshop.model.records import FORMATS
 
 

@@ -8,8 +8,9 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from fraudshop.cli.registry import Commands, add_command, iso_time
+from fraudshop.cli.registry import Commands, add_command
 from fraudshop.config import Config
+from fraudshop.model.changes import iso_time
 
 if TYPE_CHECKING:  # imported when a command runs: `fraudshop --help` stays fast
     from fraudshop.io.cassandra.profiles import ProfileStore

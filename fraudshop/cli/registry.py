@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import datetime
 from typing import TypeAlias
 
 from fraudshop.config import Config
 from fraudshop.config.arguments import add_config_arguments
-from fraudshop.model.changes import as_utc
 
 #: A command: runs with the loaded config and its parsed arguments, returns the exit code.
 Handler = Callable[[Config, argparse.Namespace], int]
@@ -23,8 +21,3 @@ def add_command(commands: Commands, name: str, handler: Handler, help: str) -> a
     add_config_arguments(parser)
     parser.set_defaults(handler=handler)
     return parser
-
-
-def iso_time(text: str) -> datetime:
-    """An ``--at`` value: an ISO-8601 time, naive = UTC (argparse names the option when it is not one)."""
-    return as_utc(datetime.fromisoformat(text))

@@ -151,6 +151,13 @@ class SimilarityConfig(_Section):
     nearest_cases: Annotated[int, Field(ge=1, le=100)]
 
 
+class RiskConfig(_Section):
+    training_days: Annotated[int, Field(ge=1, le=3660)]
+    feedback_delay_days: Annotated[int, Field(ge=0, le=365)]
+    regularization: Annotated[float, Field(ge=0, le=100)]
+    max_iterations: Annotated[int, Field(ge=1, le=10_000)]
+
+
 class StackConfig(_Section):
     state_dir: UserPath
     cache_dir: UserPath
@@ -170,6 +177,7 @@ class Config(BaseSettings):
     api: ApiConfig
     profiles: ProfilesConfig
     similarity: SimilarityConfig
+    risk: RiskConfig
     stack: StackConfig
 
     def with_settings(self, *settings: str) -> Config:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: The detection job's spark-submit entry point, shipped in this package.
 DETECTION_JOB = packaged_file(__package__ or "fraudshop.jobs", "detect_fraud.py")
+#: ``fraudshop model train``'s job: trains the risk model with Spark MLlib.
+TRAINING_JOB = packaged_file(__package__ or "fraudshop.jobs", "train_model.py")
 #: ``fraudshop job --prepare``'s run, whose driver JVM archives the classes it loaded.
 WARM_UP_JOB = packaged_file(__package__ or "fraudshop.jobs", "warm_up.py")
 #: Signals `fraudshop job` passes on to its job rather than die and leave the job behind.
@@ -182,9 +185,12 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_job(config: Config, grace_seconds: float = 60) -> int:
-    """Run the detection job in the foreground, passing signals on to its group (killed if still
-    running ``grace_seconds`` later); return its exit code once every process of it is gone."""
+def run_job(
+    config: Config, grace_seconds: float = 60, script: Path = DETECTION_JOB, arguments: Sequence[str] = ()
+) -> int:
+    """Run the job ``script`` (the detection job unless told) with ``arguments`` in the foreground,
+    passing signals on to its group (killed if still running ``grace_seconds`` later); return its exit
+    code once every process of it is gone."""
     job: subprocess.Popen[bytes] | None = None
     received: list[int] = []  # signals that came before the job existed: passed on once it does
     kill_timer: threading.Timer | None = None
@@ -205,7 +211,10 @@ def run_job(config: Config, grace_seconds: float = 60) -> int:
     previous = {signum: signal.signal(signum, pass_on) for signum in PASSED_ON_SIGNALS}
     try:
         job = subprocess.Popen(
-            job_command(config), env=job_environment(config), stdin=subprocess.DEVNULL, start_new_session=True
+            [*job_command(config, script), *arguments],
+            env=job_environment(config),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         for signum in received:
             pass_on(signum, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import time
@@ -64,10 +65,22 @@ def pin_process_time_zone_to_utc() -> None:
 def start_job_session(description: str, app_name: str) -> tuple[Config, SparkSession]:
     """How every ``jobs/`` entry point starts: its config (``--config``/``--set``, environment),
     logging, and its SparkSession with Spark's own chatter at WARN."""
-    from fraudshop.config.arguments import config_argument_parser, load_config_from_args
+    from fraudshop.config.arguments import config_argument_parser
+
+    config, spark, _ = start_job_session_with(config_argument_parser(description=description), app_name)
+    return config, spark
+
+
+def start_job_session_with(
+    parser: argparse.ArgumentParser, app_name: str
+) -> tuple[Config, SparkSession, argparse.Namespace]:
+    """:func:`start_job_session` for an entry point with arguments of its own: ``parser`` has the config's
+    options (:func:`~fraudshop.config.arguments.config_argument_parser`) and its own; the parsed
+    arguments are returned with the config and the session."""
+    from fraudshop.config.arguments import load_config_from_args
     from fraudshop.config.logs import configure_logging
 
-    args = config_argument_parser(description=description).parse_args()
+    args = parser.parse_args()
     configure_logging()
     config = load_config_from_args(args)
     pin_process_time_zone_to_utc()
@@ -77,4 +90,4 @@ def start_job_session(description: str, app_name: str) -> tuple[Config, SparkSes
         record_resolution(spark.sparkContext.getConf())
     except OSError as error:  # a read-only cache costs the next start its resolution, nothing more
         log.warning("could not record the resolved connector jars: %s", error)
-    return config, spark
+    return config, spark, args

@@ -12,7 +12,11 @@
 6. the rules chapter: :func:`watch_notifications`, :func:`add_demo_rules` (CUST-DAVE caps his app-store
    spend at £20 a month, the coffee shop asks staff to confirm over £50), :func:`send_purchases`,
    :func:`show_notifications` (the hits, announced live on the notifications topic) and
-   :func:`show_rule_hits` (the same hits as the API returns them).
+   :func:`show_rule_hits` (the same hits as the API returns them);
+7. the similarity chapter: :func:`seed_known_cases` (the workload's labelled patterns), :func:`tested_card`
+   and :func:`send_ordinary_month` (CUST-ERIN's month, scored), :func:`send_card_testing` (her card is
+   tested), :func:`foretell_similarity_hits` (what the job's functions say it will find),
+   :func:`show_similarity_notifications` and :func:`show_burst_scores`.
 
 :class:`Running` holds everything started, and stops it all, also when a step fails halfway (and at
 interpreter exit). Every wait is bounded, and gives up at once when the job has stopped.
@@ -31,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -43,6 +48,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fraudshop.config import Config, KafkaConfig, as_environment
+from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.reads import ALERT_SUMMARY_COLUMNS
 from fraudshop.io.cassandra.schema import apply_schema
 from fraudshop.io.cassandra.session import cassandra_session
@@ -51,6 +57,7 @@ from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.console import print_table, step
+from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_cases
 from fraudshop.lab.stack import stack_up
 from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import (
@@ -60,7 +67,9 @@ from fraudshop.lab.workload import (
     merchants_by_id,
     synthetic_transactions,
 )
+from fraudshop.model.cases import SIMILARITY_KIND, SIMILARITY_RULE_ID, FraudCase, KnownCases, scores_against
 from fraudshop.model.changes import as_utc
+from fraudshop.model.features import events_frame, transactions_frame, vectors_of
 from fraudshop.model.records import Transaction
 from fraudshop.model.rule_evaluation import Txn, judge_batch
 from fraudshop.model.rules import OWNER_FIELDS, PARAMETERS, RULE_DEFINITION, Rule, RuleKind
@@ -727,9 +736,11 @@ def show_notifications(
     rules: Sequence[Mapping[str, Any]],
     expected: int,
     timeout: float = 60,
+    accepts: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Print the rules' notifications as they come, until ``expected`` have come or ``timeout``
-    seconds passed; returns them. Printed from the calling thread, so they show in a notebook cell."""
+    """Print the notifications of ``rules`` (those ``accepts`` takes, if given) as they come, until
+    ``expected`` have come or ``timeout`` seconds passed; returns them. Printed from the calling thread,
+    so they show in a notebook cell."""
     rule_ids = {str(rule["rule_id"]) for rule in rules}
     print(f"listening on topic {watch.topic}:", flush=True)
     shown: list[dict[str, Any]] = []
@@ -737,7 +748,7 @@ def show_notifications(
     while len(shown) < expected and (left := deadline - time.monotonic()) > 0:
         running.check_job()
         for message in watch.poll(min(left, 1.0)):
-            if str(message.get("rule_id")) in rule_ids:
+            if str(message.get("rule_id")) in rule_ids and (accepts is None or accepts(message)):
                 print(notification_line(message, datetime.now(UTC)), flush=True)
                 shown.append(message)
     if len(shown) < expected:
@@ -844,6 +855,192 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         print(
             f"   Follow them yourself: fraudshop notifications --follow; fraudshop hits --customer {RULES_CUSTOMER_ID}"
         )
+        print(
+            f"\n== 7. Similarity: the fraud team's known cases, then {TESTED_CUSTOMER_ID}'s card is tested",
+            flush=True,
+        )
+        run_similarity_chapter(running)
+        print(f"   Her hits: fraudshop hits --customer {TESTED_CUSTOMER_ID}; the cases: fraudshop cases list")
     finally:
         running.stop()
     print("The local stack is still running for your queries; stop it with: fraudshop stack down")
+
+
+#: The similarity chapter's customer: a month of ordinary card use, then her card is tested.
+TESTED_CUSTOMER_ID = "CUST-ERIN"
+#: Her account: outside the producer's and the other customers' ranges.
+TESTED_ACCOUNT = account_number(9_999_998)
+#: The known cases the chapter seeds: this many instances of each labelled pattern.
+SEEDED_PER_PATTERN = 25
+#: What the chapter's tables show of a scored transaction.
+SCORE_COLUMNS_SHOWN: tuple[str, ...] = ("tranpostdt", "amount", "merchant_id", "risk_score", "nearest case", "hit")
+
+
+@dataclass(frozen=True)
+class TestedCard:
+    """Erin's month of ordinary purchases and the card-testing burst that follows, as records."""
+
+    history: tuple[Transaction, ...]
+    burst: tuple[Transaction, ...]
+
+
+def tested_card(seed: int = 7) -> TestedCard:
+    """A card-testing instance of the workload's labelled patterns, on Erin's account: a month of
+    ordinary purchases ending a few minutes ago, then 6 to 12 payments of 0.50 to 2.00 at an online
+    merchant new to her (:mod:`fraudshop.lab.patterns`)."""
+    (instance,) = pattern_instances(FraudPattern.CARD_TESTING, 1, seed, datetime.now(UTC) - timedelta(minutes=5))
+
+    def hers(transaction: Transaction) -> Transaction:
+        return {**transaction, "account_no": TESTED_ACCOUNT}
+
+    return TestedCard(tuple(map(hers, instance.history)), tuple(map(hers, instance.frauds)))
+
+
+def seed_known_cases(running: Running, per_pattern: int = SEEDED_PER_PATTERN) -> list[FraudCase]:
+    """Record the workload's labelled patterns as known cases (as ``fraudshop cases seed`` does) and
+    print how many of each; returns every case now known. Stops the background producer first: its
+    synthetic accounts transact every few seconds, which the velocity block would read as bursts."""
+    running.stop_producing.set()
+    if running.producer is not None:
+        running.producer.join(timeout=30)
+    now = datetime.now(UTC)
+    instances = [instance for pattern in FraudPattern for instance in pattern_instances(pattern, per_pattern, 0, now)]
+    store = CaseStore(running.cassandra, running.keyspace)
+    store.record(seeded_cases(instances, now))
+    cases = store.all_cases()
+    counts = Counter((case.pattern or "", case.label.value) for case in cases)
+    print_table(("pattern", "label", "cases"), [[*key, count] for key, count in sorted(counts.items())])
+    return cases
+
+
+def _scored_rows(running: Running) -> dict[str, Any]:
+    rows = running.cassandra.execute(
+        "SELECT tranid, tranpostdt, amount, merchant_id, risk_score, nearest_cases "
+        f"FROM {running.keyspace}.transaction WHERE account_no = %s",
+        (TESTED_ACCOUNT,),
+    )
+    return {row.tranid: row for row in rows if row.risk_score is not None}
+
+
+def send_ordinary_month(running: Running, card: TestedCard, timeout: float = 180) -> None:
+    """Erin's account is hers (``account_holder``), any earlier run's transactions of it are gone, and
+    her month of ordinary purchases is sent and scored; prints how they scored."""
+    running.cassandra.execute(f"DELETE FROM {running.keyspace}.transaction WHERE account_no = %s", (TESTED_ACCOUNT,))
+    running.cassandra.execute(
+        f"INSERT INTO {running.keyspace}.account_holder (account_no, customer_id) VALUES (%s, %s)",
+        (TESTED_ACCOUNT, TESTED_CUSTOMER_ID),
+    )
+    send_transactions(running.config.kafka, card.history, rate=0)
+    wanted = {transaction["tranid"] for transaction in card.history}
+    _wait_until(
+        f"{TESTED_CUSTOMER_ID}'s month to be scored",
+        lambda: wanted <= _scored_rows(running).keys(),
+        running.check_job,
+        timeout,
+    )
+    scores = sorted(row.risk_score for tranid, row in _scored_rows(running).items() if tranid in wanted)
+    print(
+        f"{TESTED_CUSTOMER_ID}: {len(scores)} ordinary purchases over a month, similarity scores "
+        f"{scores[0]:.2f} to {scores[-1]:.2f} (median {scores[len(scores) // 2]:.2f}); a hit needs "
+        f"{running.config.similarity.threshold:.2f}",
+        flush=True,
+    )
+
+
+def send_card_testing(kafka: KafkaConfig, card: TestedCard) -> list[Transaction]:
+    """The burst, one payment a second, each posted as it is sent; prints and returns them."""
+    sent: list[Transaction] = []
+
+    def stamped() -> Iterator[Transaction]:
+        for transaction in card.burst:
+            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            sent.append({**transaction, "tranpostdt": now})
+            print(
+                f"{_clock(_utc(now))}  {TESTED_CUSTOMER_ID}'s card pays {float(transaction['amount']):.2f} "
+                f"at {transaction['merchant']} ({transaction['merchant_id']}, online)",
+                flush=True,
+            )
+            yield sent[-1]
+
+    send_transactions(kafka, stamped(), rate=1.0)
+    return sent
+
+
+def foretell_similarity_hits(running: Running, card: TestedCard, burst: Sequence[Transaction]) -> list[str]:
+    """The burst's transactions whose similarity score reaches the threshold, computed here with the
+    job's own functions (the vector against the stored month, the score against every known case):
+    what the job should find."""
+    history = transactions_frame(card.history)
+    vectors = vectors_of(transactions_frame(burst), events_frame(history))
+    known = KnownCases.of(CaseStore(running.cassandra, running.keyspace).all_cases())
+    scores = scores_against(vectors, known, running.config.similarity.nearest_cases)
+    threshold = running.config.similarity.threshold
+    return [t["tranid"] for t, score in zip(burst, scores.risk_scores, strict=True) if score >= threshold]
+
+
+def show_similarity_notifications(
+    watch: NotificationFeed, running: Running, expected: int, timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Erin's ``similar_to_fraud`` notifications, printed as they come (as :func:`show_notifications`);
+    other accounts' (the background traffic's last batches, scored against the new cases) are not hers."""
+    return show_notifications(
+        watch,
+        running,
+        [{"rule_id": str(SIMILARITY_RULE_ID)}],
+        expected,
+        timeout,
+        accepts=lambda message: message.get("account_no") == TESTED_ACCOUNT,
+    )
+
+
+def _similarity_hits(running: Running) -> list[Any]:
+    rows = running.cassandra.execute(
+        f"SELECT tranid, kind FROM {running.keyspace}.rule_hit WHERE customer_id = %s", (TESTED_CUSTOMER_ID,)
+    )
+    return [row for row in rows if row.kind == SIMILARITY_KIND]
+
+
+def show_burst_scores(
+    running: Running, burst: Sequence[Transaction], expected_hits: int, timeout: float = 60
+) -> list[Any]:
+    """The burst as stored, once scored and its ``expected_hits`` hits stored (a batch announces its hits
+    just before it stores them): each payment's similarity score, its nearest known case's pattern, and
+    whether it was a hit; returns the rows."""
+    wanted = {t["tranid"] for t in burst}
+    _wait_until(
+        "the burst's scores and hits",
+        lambda: wanted <= _scored_rows(running).keys() and len(_similarity_hits(running)) >= expected_hits,
+        running.check_job,
+        timeout,
+    )
+    patterns = {case.case_id: case.pattern for case in CaseStore(running.cassandra, running.keyspace).all_cases()}
+    threshold = running.config.similarity.threshold
+    rows = sorted(
+        (row for tranid, row in _scored_rows(running).items() if tranid in wanted), key=lambda r: r.tranpostdt
+    )
+    print_table(
+        SCORE_COLUMNS_SHOWN,
+        [
+            [row.tranpostdt, row.amount, row.merchant_id, round(row.risk_score, 3),
+             patterns.get(row.nearest_cases[0]) if row.nearest_cases else None, row.risk_score >= threshold]
+            for row in rows
+        ],
+    )  # fmt: skip
+    return rows
+
+
+def run_similarity_chapter(running: Running) -> list[Any]:
+    """The whole chapter, as ``fraudshop demo`` tells it: returns the burst's stored rows."""
+    watch = watch_notifications(running)
+    seed_known_cases(running)
+    card = tested_card()
+    send_ordinary_month(running, card)
+    print(
+        f"   Then {TESTED_CUSTOMER_ID}'s card is tested: tiny online payments, seconds apart, at a merchant new to her:"
+    )
+    burst = send_card_testing(running.config.kafka, card)
+    foretold = foretell_similarity_hits(running, card, burst)
+    print(f"   {len(foretold)} of {len(burst)} look like known card testing. The job announces each:")
+    show_similarity_notifications(watch, running, expected=len(foretold))
+    print("\n   And stores every payment's score with it:")
+    return show_burst_scores(running, burst, expected_hits=len(foretold))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
 
-from fraudshop.model.changes import to_cassandra_time
+from fraudshop.model.changes import as_utc, to_cassandra_time
 from fraudshop.model.features import VECTOR_DIMENSIONS
+from fraudshop.model.risk import ConfirmedFrauds
 
 
 class CaseLabel(StrEnum):
@@ -103,6 +104,23 @@ def risk_scores(similarities: np.ndarray, is_fraud: np.ndarray) -> np.ndarray:
     return np.asarray(score, dtype=np.float64)
 
 
+def is_confirmed_fraud(case: FraudCase) -> bool:
+    """A fraud case of a real transaction: confirmed by an analyst or by the labels' feedback."""
+    return (
+        case.label is CaseLabel.FRAUD
+        and case.source is not CaseSource.SEEDED
+        and case.account_no is not None
+        and case.tranpostdt is not None
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros_of(times: Sequence[datetime]) -> np.ndarray:
+    return np.array([(as_utc(at) - _EPOCH) // timedelta(microseconds=1) for at in times], dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class KnownCases:
     """Every known case, as the stream's exact search reads them: one row of ``vectors`` per case."""
@@ -111,14 +129,23 @@ class KnownCases:
     vectors: np.ndarray  # (cases, VECTOR_DIMENSIONS) float32, unit rows
     is_fraud: np.ndarray  # (cases,) bool
     patterns: tuple[str | None, ...]
+    #: The fraud cases of real transactions (not seeded patterns): the risk features count them.
+    confirmed: ConfirmedFrauds
 
     @classmethod
     def of(cls, cases: Sequence[FraudCase]) -> KnownCases:
+        real = [case for case in cases if is_confirmed_fraud(case)]
         return cls(
             tuple(case.case_id for case in cases),
             np.array([case.vector for case in cases], dtype=np.float32).reshape(len(cases), VECTOR_DIMENSIONS),
             np.array([case.label is CaseLabel.FRAUD for case in cases], dtype=bool),
             tuple(case.pattern for case in cases),
+            ConfirmedFrauds(
+                np.array([case.account_no for case in real], dtype=object),
+                np.array([case.merchant_id for case in real], dtype=object),
+                _micros_of([case.tranpostdt for case in real if case.tranpostdt is not None]),
+                _micros_of([case.recorded_at for case in real]),
+            ),
         )
 
     def __len__(self) -> int:

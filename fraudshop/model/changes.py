@@ -29,6 +29,12 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def iso_time(text: str) -> datetime:
+    """An ISO-8601 time given as text (``--at``, ``--as-of``), naive = UTC; argparse names the option
+    when the text is not one."""
+    return as_utc(datetime.fromisoformat(text))
+
+
 def to_cassandra_time(moment: datetime) -> datetime:
     """UTC, truncated to the millisecond: what a Cassandra timestamp keeps."""
     if moment.tzinfo is None:

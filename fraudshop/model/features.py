@@ -46,6 +46,11 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "seconds_since_change",  # since the account's latest profile change at or before it; NaN without one
     "transactions_last_hour",  # the history's transactions in the hour before it
     "transactions_last_day",  # and in the 24 hours before it
+    "transactions_last_week",  # and in the 7 days before it
+    "transactions_last_month",  # and in the HISTORY_DAYS (30) before it
+    "mean_amount_last_day",  # the mean amount of the history's transactions in the 24 hours before it; NaN without
+    "mean_amount_last_week",  # in the 7 days before it
+    "mean_amount_last_month",  # in the HISTORY_DAYS before it
 )
 _SECONDS_PER_DAY = 86_400
 _DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
@@ -108,9 +113,9 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
         return_inverse=True,
     )
     known_account, change_account = account_codes[: len(known)], account_codes[len(known) :]
-    known_at, change_at = _micros(known["tranpostdt"]), _micros(changes["tranpostdt"])
+    known_at, change_at = micros_since_epoch(known["tranpostdt"]), micros_since_epoch(changes["tranpostdt"])
     window, hour, day = HISTORY_DAYS * _DAY_MICROS, _HOUR_MICROS, _DAY_MICROS
-    own_at = _micros(transactions["tranpostdt"])
+    own_at = micros_since_epoch(transactions["tranpostdt"])
     times = np.unique(np.concatenate([known_at, change_at, own_at - window, own_at - hour, own_at - day]))
 
     def key(account: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -137,7 +142,15 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
     amounts = known["amount"].to_numpy(dtype=float)[order]
     usual = np.array([np.median(amounts[a:b]) if b > a else np.nan for a, b in zip(start, at_rank, strict=True)])
     last_hour = at_rank - history_start(hour)
-    last_day = at_rank - history_start(day)
+    day_start, week_start = history_start(day), history_start(7 * day)
+    # Sums over a run of the sorted rows: differences of the running sum.
+    running = np.concatenate([[0.0], np.cumsum(np.nan_to_num(amounts))])
+
+    def mean_amount(first: np.ndarray) -> np.ndarray:
+        count = at_rank - first
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, (running[at_rank] - running[first]) / count, np.nan)
+
     # The same rows by (account, merchant, time, tranid): the row before a transaction is its account's
     # latest earlier one at the same merchant, if any.
     merchants = pd.factorize(known["merchant_id"], use_na_sentinel=True)[0]
@@ -162,11 +175,24 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
         since_change = np.where(has_change, (own_at - latest_at) / 1_000_000, np.nan)
     else:
         since_change = np.full(len(own_at), np.nan)
-    context = np.column_stack([usual, is_new, since_change, last_hour, last_day])
+    context = np.column_stack(
+        [
+            usual,
+            is_new,
+            since_change,
+            last_hour,
+            at_rank - day_start,
+            at_rank - week_start,
+            at_rank - start,
+            mean_amount(day_start),
+            mean_amount(week_start),
+            mean_amount(start),
+        ]
+    )
     return pd.DataFrame(context, columns=list(CONTEXT_COLUMNS), index=transactions.index)
 
 
-def _micros(times: pd.Series) -> np.ndarray:
+def micros_since_epoch(times: pd.Series) -> np.ndarray:
     """Microseconds since the epoch (UTC) of aware or naive-UTC timestamps."""
     series = pd.to_datetime(times)
     if series.dt.tz is not None:
@@ -178,7 +204,7 @@ def transaction_vectors(transactions: pd.DataFrame, context: pd.DataFrame) -> np
     """The L2-normalised vectors (float32, one row each, :data:`VECTOR_DIMENSIONS` wide) of
     ``transactions`` (:data:`TRANSACTION_INPUTS`) with their ``context`` (:data:`CONTEXT_COLUMNS`)."""
     amount = transactions["amount"].to_numpy(dtype=float)
-    at = _micros(transactions["tranpostdt"])
+    at = micros_since_epoch(transactions["tranpostdt"])
     hour = (at // 1_000_000 % _SECONDS_PER_DAY) / 3_600
     weekday = (at // (_SECONDS_PER_DAY * 1_000_000) + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
     usual = context["usual_amount"].to_numpy(dtype=float)

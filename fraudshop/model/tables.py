@@ -30,7 +30,16 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
 )
 
 #: What the job writes to bank.transaction once it has scored a transaction's similarity to known fraud.
-SCORE_COLUMNS: tuple[str, ...] = ("vector", "risk_score", "nearest_cases", "nearest_cosines")
+SCORE_COLUMNS: tuple[str, ...] = (
+    "vector",
+    "risk_score",
+    "nearest_cases",
+    "nearest_cosines",
+    "risk_features",
+    "risk_feature_set",
+    "fraud_probability",
+    "model_version",
+)
 
 #: bank.cust_change; cust_change_by_customer and cust_change_log hold the same columns under other keys.
 CHANGE_KEY: tuple[str, ...] = ("account_no", "last_updated", "change_type")
@@ -136,6 +145,21 @@ FRAUD_CASE_COLUMNS: tuple[str, ...] = (
     "recorded_by",
 )
 
+#: bank.risk_model: a trained risk model (fraudshop.model.risk.RiskModel), newest first per feature set.
+RISK_MODEL_KEY: tuple[str, ...] = ("feature_set", "trained_at")
+RISK_MODEL_COLUMNS: tuple[str, ...] = (
+    *RISK_MODEL_KEY,
+    "model_version",
+    "as_of",
+    "features",
+    "coefficients",
+    "intercept",
+    "training_rows",
+    "training_frauds",
+    "training_auc",
+    "regularization",
+)
+
 #: Every table and its columns, as the schema test checks them.
 TABLES: dict[str, tuple[str, ...]] = {
     "transaction": (*TRANSACTION_COLUMNS, *SCORE_COLUMNS),
@@ -156,6 +180,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "rule_hit_by_merchant_day": RULE_HIT_COLUMNS,
     "rule_hit_done": RULE_HIT_DONE_COLUMNS,
     "fraud_case": FRAUD_CASE_COLUMNS,
+    "risk_model": RISK_MODEL_COLUMNS,
 }
 #: Each table's primary key, partition key first.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -177,6 +202,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "rule_hit_by_merchant_day": RULE_HIT_BY_MERCHANT_DAY_KEY,
     "rule_hit_done": RULE_HIT_DONE_COLUMNS[:1],
     "fraud_case": FRAUD_CASE_KEY,
+    "risk_model": RISK_MODEL_KEY,
 }
 
 #: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).

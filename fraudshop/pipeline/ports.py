@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame
 
 from fraudshop.model.cases import KnownCases
 from fraudshop.model.changes import RecordedChange
+from fraudshop.model.risk import RiskModel
 from fraudshop.model.tables import AlertKey
 
 
@@ -42,6 +43,7 @@ class DetectionStore(Protocol):
     def write_rule_hits(self, hits: DataFrame) -> None: ...
     # The similarity signal's reads and writes (pipeline.similarity).
     def fraud_cases(self) -> KnownCases: ...  # every fraud_case row, read now
+    def risk_model(self) -> RiskModel | None: ...  # the newest risk_model row of the job's feature set, read now
     def write_scores(self, scores: DataFrame) -> None: ...  # TRANSACTION_KEY and SCORE_COLUMNS into transaction
 
 

@@ -1,7 +1,8 @@
-"""The similarity signal's step of a micro-batch: read the known cases (every batch, so a case recorded
-while the job runs counts from the next batch), the batch's accounts' history and profile changes, score
-every transaction against the cases, store its vector and score with it, and announce then store a hit
-for each transaction whose score reaches the threshold."""
+"""The scoring step of a micro-batch: read the known cases and the newest risk model (every batch, so a
+case recorded or a model trained while the job runs counts from the next batch), the batch's accounts'
+history and profile changes; score every transaction against the cases, compute its risk features and,
+given a model, its fraud probability; store them with it; and announce then store a hit for each
+transaction whose similarity score reaches the threshold."""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pyspark import Broadcast
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from fraudshop.model.cases import KnownCases
 from fraudshop.model.features import CHANGE_EVENT, EVENT_COLUMNS, HISTORY_DAYS, TRANSACTION_EVENT
 from fraudshop.model.tables import RULE_HIT_COLUMNS, SCORE_COLUMNS, TRANSACTION_KEY
 from fraudshop.pipeline.held import computed_once
 from fraudshop.pipeline.hits import file_hits
 from fraudshop.pipeline.ports import DetectionStore, NotificationSink
-from fraudshop.transforms.features import scored_transactions
+from fraudshop.transforms.features import Scoring, scored_transactions
 from fraudshop.transforms.similarity import similarity_hits
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,8 @@ class SimilarityOutcome:
 @dataclass(eq=False)
 class SimilarityStep:
     """Per batch: score each transaction against every known case (exact search over a broadcast of the
-    cases), write its vector, score and nearest cases to its ``transaction`` row, and file a
+    cases), write its vector, score, nearest cases, risk features and fraud probability (with the model's
+    version; none before the first model) to its ``transaction`` row, and file a
     ``similar_to_fraud`` hit for each score at or over ``threshold``: announced, stored, marked done, as
     the rules' hits are (:class:`~fraudshop.pipeline.rules.RuleStep`), so a batch run again announces no
     hit twice but one that failed between its announcement and its mark."""
@@ -50,21 +50,20 @@ class SimilarityStep:
         (:func:`~fraudshop.transforms.rules.distinct_transactions`), held; ``detected_at``: the column of
         the batch's time they carry."""
         known = self.store.fraud_cases()
+        model = self.store.risk_model()
         cases = batch.sparkSession.sparkContext.broadcast(known)
         try:
-            return self._score(batch, cases, len(known), detected_at)
+            return self._score(batch, Scoring(cases, self.nearest, model), len(known), detected_at)
         finally:
             cases.destroy()
 
-    def _score(
-        self, batch: DataFrame, cases: Broadcast[KnownCases], case_count: int, detected_at: str
-    ) -> SimilarityOutcome:
+    def _score(self, batch: DataFrame, scoring: Scoring, case_count: int, detected_at: str) -> SimilarityOutcome:
         row = batch.agg(F.min("tranpostdt").alias("earliest")).first()
         if row is None or row.earliest is None:
             return SimilarityOutcome(case_count, 0, 0)
         since = row.earliest.replace(tzinfo=UTC) - timedelta(days=HISTORY_DAYS)
         accounts = batch.select("account_no").distinct()
-        scored = scored_transactions(batch, self._events(accounts, since), cases, self.nearest)
+        scored = scored_transactions(batch, self._events(accounts, since), scoring)
         with computed_once(scored) as held:
             # Counted as the scores are written: the hits' jobs run only when a score reaches the threshold.
             observed = Observation()

@@ -7,6 +7,7 @@ holding one transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -18,6 +19,7 @@ from pyspark.sql import functions as F
 from fraudshop.model.cases import KnownCases, scores_against
 from fraudshop.model.features import CONTEXT_COLUMNS, EVENT_COLUMNS, TRANSACTION_INPUTS, transaction_context
 from fraudshop.model.features import transaction_vectors as vectors_of_context
+from fraudshop.model.risk import RISK_FEATURE_SET, RiskModel, risk_features
 from fraudshop.model.tables import TRANSACTION_KEY
 
 #: The column holding a transaction's vector (array<float>, VECTOR_DIMENSIONS long).
@@ -34,7 +36,8 @@ VECTOR_SCHEMA = ", ".join(
 #: What :func:`scored_transactions` returns: the vector's columns, then the score and its evidence.
 SCORED_SCHEMA = (
     f"{VECTOR_SCHEMA}, risk_score double, nearest_cases array<string>, nearest_cosines array<float>, "
-    "nearest_pattern string"
+    "nearest_pattern string, risk_features array<float>, risk_feature_set string, fraud_probability double, "
+    "model_version string"
 )
 _INPUT_COLUMNS: tuple[str, ...] = (*TRANSACTION_INPUTS, "event")
 
@@ -46,25 +49,42 @@ def transaction_vectors(transactions: DataFrame, events: DataFrame) -> DataFrame
     return _accounts_together(transactions, events).mapInPandas(_vectors_of_partition, VECTOR_SCHEMA)
 
 
-def scored_transactions(transactions: DataFrame, events: DataFrame, cases: Broadcast[KnownCases], k: int) -> DataFrame:
+@dataclass(frozen=True)
+class Scoring:
+    """What a batch is scored with: every known case (broadcast), how many nearest cases a similarity
+    score is made of, and the risk model (None before the first training: no probability)."""
+
+    cases: Broadcast[KnownCases]
+    nearest: int
+    model: RiskModel | None
+
+
+def scored_transactions(transactions: DataFrame, events: DataFrame, scoring: Scoring) -> DataFrame:
     """:data:`SCORED_SCHEMA` rows: :func:`transaction_vectors`' and each transaction's similarity score
-    against every known case in ``cases`` (exact search), with the ids and cosines of its ``k`` nearest."""
-    score = partial(_scores_of, cases=cases, k=k)
+    against every known case (exact search), with the ids and cosines of its nearest cases, its risk
+    features and, given a model of the same feature set, its fraud probability and the model's version."""
     return _accounts_together(transactions, events).mapInPandas(
-        partial(_vectors_of_partition, score=score), SCORED_SCHEMA
+        partial(_vectors_of_partition, score=partial(_scores_of, scoring=scoring)), SCORED_SCHEMA
     )
 
 
-def _scores_of(vectors: np.ndarray, cases: Broadcast[KnownCases], k: int) -> pd.DataFrame:
-    known = cases.value
-    scores = scores_against(vectors, known, k)
+def _scores_of(batch: pd.DataFrame, context: pd.DataFrame, vectors: np.ndarray, scoring: Scoring) -> pd.DataFrame:
+    known = scoring.cases.value
+    scores = scores_against(vectors, known, scoring.nearest)
     pattern_of = dict(zip(known.case_ids, known.patterns, strict=True))
+    features = risk_features(batch, context, scores.risk_scores, known.confirmed)
+    model = scoring.model if scoring.model is not None and scoring.model.applies_to(RISK_FEATURE_SET) else None
     return pd.DataFrame(
         {
             "risk_score": scores.risk_scores,
             "nearest_cases": scores.nearest_case_ids,
             "nearest_cosines": scores.nearest_cosines,
             "nearest_pattern": [pattern_of[ids[0]] if ids else None for ids in scores.nearest_case_ids],
+            "risk_features": list(features),
+            "risk_feature_set": RISK_FEATURE_SET,
+            # None, not NaN, without a model: Arrow turns None into SQL null.
+            "fraud_probability": list(model.probabilities(features)) if model else [None] * len(batch),
+            "model_version": model.version if model else None,
         }
     )
 
@@ -81,7 +101,8 @@ def _accounts_together(transactions: DataFrame, events: DataFrame) -> DataFrame:
 
 
 def _vectors_of_partition(
-    frames: Iterable[pd.DataFrame], score: Callable[[np.ndarray], pd.DataFrame] | None = None
+    frames: Iterable[pd.DataFrame],
+    score: Callable[[pd.DataFrame, pd.DataFrame, np.ndarray], pd.DataFrame] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The whole partition at once: an account's rows may straddle two of its Arrow batches."""
     parts = list(frames)
@@ -95,4 +116,4 @@ def _vectors_of_partition(
     context = transaction_context(batch[list(TRANSACTION_INPUTS)], rows[~is_batch][list(EVENT_COLUMNS)])
     vectors = vectors_of_context(batch, context)
     rows = pd.concat([batch[list(TRANSACTION_KEY)], context], axis=1).assign(**{VECTOR: list(vectors)})
-    yield rows if score is None else pd.concat([rows, score(vectors)], axis=1)
+    yield rows if score is None else pd.concat([rows, score(batch, context, vectors)], axis=1)

@@ -12,6 +12,7 @@ from pyspark.sql.types import DateType, DoubleType, IntegerType, StringType, Str
 
 from fraudshop.model.cases import FraudCase, KnownCases
 from fraudshop.model.changes import ProfileChange, RecordedChange
+from fraudshop.model.risk import RiskModel
 from fraudshop.model.rules import Rule
 from fraudshop.model.tables import (
     ACCOUNT_HOLDER_COLUMNS,
@@ -77,6 +78,7 @@ class InMemoryStore:
         self.done: dict[str, datetime] = {}
         self.rule_reads: list[set[tuple[str, str]]] = []  # the (scope, scope_id) keys each batch read
         self.cases: list[FraudCase] = []
+        self.model: RiskModel | None = None  # the newest risk model, as the job would read it
         self.scores: dict[tuple[Any, ...], dict[str, Any]] = {}  # by transaction key: SCORE_COLUMNS
 
     def add_rule(self, rule: Rule) -> None:
@@ -199,6 +201,9 @@ class InMemoryStore:
 
     def fraud_cases(self) -> KnownCases:
         return KnownCases.of(list(self.cases))
+
+    def risk_model(self) -> RiskModel | None:
+        return self.model
 
     def write_scores(self, scores: DataFrame) -> None:
         for row in scores.collect():

@@ -33,6 +33,8 @@ COMMANDS = (
     "rules",
     "hits",
     "cases",
+    "model",
+    "evaluate",
     "api",
     "alerts",
     "rejects",

@@ -1,14 +1,18 @@
 """The transaction vector in Spark (transforms/features.py) is the plain function's (model/features.py):
-the same context and the same vector, to the bit, for the same transactions and events."""
+the same context and the same vector, to the bit, for the same transactions and events; and so are the
+similarity score, the risk features and the fraud probability (model/cases.py, model/risk.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
+from fraudshop.model.cases import CaseLabel, CaseSource, FraudCase, KnownCases, scores_against
 from fraudshop.model.features import (
     CHANGE_EVENT,
     CONTEXT_COLUMNS,
@@ -18,7 +22,9 @@ from fraudshop.model.features import (
     transaction_context,
     vectors_of,
 )
-from fraudshop.transforms.features import VECTOR, VECTOR_SCHEMA, transaction_vectors
+from fraudshop.model.features import transaction_vectors as transaction_vectors_of_context
+from fraudshop.model.risk import RISK_FEATURE_SET, RISK_FEATURES, RiskModel, risk_features
+from fraudshop.transforms.features import VECTOR, VECTOR_SCHEMA, Scoring, scored_transactions, transaction_vectors
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TRANSACTION_SCHEMA = (
@@ -83,3 +89,80 @@ def test_every_batch_transaction_gets_a_row_and_no_event_does(spark: SparkSessio
 def test_an_empty_batch_gives_no_rows(spark: SparkSession) -> None:
     empty: DataFrame = spark.createDataFrame([], TRANSACTION_SCHEMA)
     assert transaction_vectors(empty, spark.createDataFrame([], EVENT_SCHEMA)).count() == 0
+
+
+def _a_model(features: int) -> RiskModel:
+    rng = np.random.default_rng(3)
+    return RiskModel(
+        version="risk-v1@test",
+        feature_set=RISK_FEATURE_SET,
+        features=RISK_FEATURES,
+        intercept=-4.2,
+        coefficients=tuple(float(x) for x in rng.normal(size=features)),
+        trained_at=AT,
+        as_of=AT,
+        training_rows=1,
+        training_frauds=1,
+        training_auc=0.5,
+        regularization=0.01,
+    )
+
+
+def _known_cases(transactions: pd.DataFrame, events: pd.DataFrame) -> KnownCases:
+    """Cases near some of the batch's transactions, and confirmed frauds at its merchants and accounts
+    (one known only after the batch: it must not count)."""
+    vectors = vectors_of(transactions, events)
+    cases = [
+        FraudCase(
+            case_id=f"case-{number}",
+            vector=tuple(float(x) for x in vectors[number]),
+            label=CaseLabel.FRAUD if number % 2 else CaseLabel.GENUINE,
+            source=CaseSource.FEEDBACK,
+            pattern=None,
+            recorded_at=AT - timedelta(days=1) if number != 3 else AT + timedelta(days=1),
+            recorded_by="test",
+            account_no=f"ACC{number:02d}",
+            tranpostdt=AT - timedelta(days=5),
+            tranid=f"fraud-{number}",
+            merchant_id=f"M{number % 5}",
+            amount=10.0,
+        )
+        for number in range(0, len(transactions), 3)
+    ]
+    return KnownCases.of(cases)
+
+
+@pytest.mark.parametrize("with_model", [True, False], ids=["a model", "no model yet"])
+def test_the_stream_and_the_plain_functions_give_the_same_scores_risk_features_and_probability(
+    spark: SparkSession, with_model: bool
+) -> None:
+    transactions, events = workload()
+    known = _known_cases(transactions, events)
+    assert len(known.confirmed) > 0
+    model = _a_model(len(RISK_FEATURES)) if with_model else None
+    cases = spark.sparkContext.broadcast(known)
+    rows = scored_transactions(
+        spark.createDataFrame(transactions, TRANSACTION_SCHEMA),
+        spark.createDataFrame(events, EVENT_SCHEMA),
+        Scoring(cases, 3, model),
+    ).collect()
+    by_tranid = {row.tranid: row for row in rows}
+    context = transaction_context(transactions, events)
+    vectors = transaction_vectors_of_context(transactions, context)
+    scores = scores_against(vectors, known, 3)
+    features = risk_features(transactions, context, scores.risk_scores, known.confirmed)
+    assert features[:, RISK_FEATURES.index("log_merchant_frauds_last_month")].max() > 0  # the frauds count
+    for index, tranid in enumerate(transactions["tranid"]):
+        row = by_tranid[tranid]
+        assert row.risk_score == scores.risk_scores[index]
+        assert row.nearest_cases == scores.nearest_case_ids[index]
+        assert np.array_equal(np.array(row.risk_features, dtype=np.float32), features[index])
+        assert row.risk_feature_set == RISK_FEATURE_SET
+        if model is None:
+            assert row.fraud_probability is None and row.model_version is None
+        else:
+            # To the bit, and recomputed from the stored (float32) features alone.
+            assert row.fraud_probability == model.probabilities(features[index : index + 1])[0]
+            stored = np.array([row.risk_features], dtype=np.float32)
+            assert row.fraud_probability == model.probabilities(stored)[0]
+            assert row.model_version == "risk-v1@test"

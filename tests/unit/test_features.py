@@ -115,6 +115,30 @@ def test_velocity_counts_the_history_in_the_last_hour_and_day() -> None:
     assert (row["transactions_last_hour"], row["transactions_last_day"]) == (5, 6)
 
 
+def test_counts_and_mean_amounts_over_the_last_day_week_and_month() -> None:
+    known = events(
+        stored("A", AT - timedelta(hours=2), "today", 10.0),
+        stored("A", AT - timedelta(days=1), "day edge", 20.0),  # on the day's edge: inside
+        stored("A", AT - timedelta(days=3), "this week", 60.0),
+        stored("A", AT - timedelta(days=7, seconds=1), "just over a week", 100.0),
+        stored("A", AT - timedelta(days=HISTORY_DAYS), "month edge", 210.0),
+        stored("A", AT - timedelta(days=HISTORY_DAYS, seconds=1), "too old", 9_999.0),
+        stored("B", AT - timedelta(hours=1), "another account's", 5_000.0),
+    )
+    first, second = context_of(transactions(("A", AT, "t", 1.0, "M1"), ("A", AT, "u", 3.0, "M1")), known)
+    assert (first["transactions_last_day"], first["transactions_last_week"], first["transactions_last_month"]) == (
+        2,
+        3,
+        5,
+    )
+    assert first["mean_amount_last_day"] == 15.0 and first["mean_amount_last_week"] == 30.0
+    assert first["mean_amount_last_month"] == 80.0  # (10 + 20 + 60 + 100 + 210) / 5
+    # "u" follows "t" (same time, higher tranid): t is in its history.
+    assert second["transactions_last_day"] == 3 and second["mean_amount_last_day"] == pytest.approx(31 / 3)
+    (alone,) = context_of(transactions(("C", AT, "c", 1.0, "M1")), known)
+    assert alone["transactions_last_month"] == 0 and np.isnan(alone["mean_amount_last_month"])
+
+
 def test_time_since_the_latest_profile_change_at_or_before_it_within_the_window() -> None:
     known = events(
         change("A", AT - timedelta(hours=30)),

@@ -16,10 +16,12 @@ from pyspark.sql import functions as F
 
 from fraudshop.config import CassandraConfig
 from fraudshop.io.cassandra.cases import CaseStore
+from fraudshop.io.cassandra.models import ModelStore
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import connect, prepared
 from fraudshop.model.cases import KnownCases
 from fraudshop.model.changes import ProfileChange, RecordedChange, recorded_hour
+from fraudshop.model.risk import RiskModel
 from fraudshop.model.tables import (
     ALERT_KEY,
     CHANGE_COLUMNS,
@@ -191,6 +193,9 @@ class CassandraStore:
 
     def fraud_cases(self) -> KnownCases:
         return KnownCases.of(CaseStore(self._session, self.keyspace).all_cases())
+
+    def risk_model(self) -> RiskModel | None:
+        return ModelStore(self._session, self.keyspace).current()
 
     def write_scores(self, scores: DataFrame) -> None:
         write_cassandra_table(scores, self.keyspace, "transaction")

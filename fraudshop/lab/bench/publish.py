@@ -31,6 +31,8 @@ from fraudshop.lab.bench.figures import (
 )
 from fraudshop.lab.bench.plan import CEILING
 
+#: The key of benchmarks/latest.json holding `fraudshop evaluate`'s detection figures.
+ACCURACY = "accuracy"
 BENCH_BEGIN = "<!-- bench:begin -->"
 BENCH_END = "<!-- bench:end -->"
 TABLE_TEMPLATE = "benchmark_table.md.j2"
@@ -72,7 +74,11 @@ def write_benchmarks(output: Path, directory: Path, result: Mapping[str, Any]) -
     """Copy a run's bench.json and bench.png from ``output`` to ``directory`` as latest.json and
     latest.png, and append its summary to history.jsonl."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(output / "bench.json", directory / "latest.json")
+    latest = directory / "latest.json"
+    # The detection figures of `fraudshop evaluate` live in the same file: a bench run keeps them.
+    accuracy = json.loads(latest.read_text()).get(ACCURACY) if latest.exists() else None
+    figures = json.loads((output / "bench.json").read_text())
+    latest.write_text(json.dumps({**figures, ACCURACY: accuracy} if accuracy else figures, indent=2) + "\n")
     shutil.copyfile(output / "bench.png", directory / "latest.png")
     with (directory / "history.jsonl").open("a") as history:
         history.write(json.dumps(history_line(result)) + "\n")
@@ -195,13 +201,13 @@ def render_table_block(result: Mapping[str, Any]) -> str:
     return template.render(caption=_caption(result), rows=table_rows(result))
 
 
-def with_table_block(page: str, block: str) -> str:
+def with_table_block(page: str, block: str, begin_marker: str = BENCH_BEGIN, end_marker: str = BENCH_END) -> str:
     """``page`` with the text between its two markers replaced by ``block``."""
-    before, begin, rest = page.partition(BENCH_BEGIN)
-    _, end, after = rest.partition(BENCH_END)
+    before, begin, rest = page.partition(begin_marker)
+    _, end, after = rest.partition(end_marker)
     if not begin or not end:
-        raise ValueError(f"the page has no {BENCH_BEGIN} ... {BENCH_END} block")
-    return f"{before}{BENCH_BEGIN}\n{block}{BENCH_END}{after}"
+        raise ValueError(f"the page has no {begin_marker} ... {end_marker} block")
+    return f"{before}{begin_marker}\n{block}{end_marker}{after}"
 
 
 def update_benchmark_page(page: Path, latest: Path) -> None:

@@ -1,0 +1,177 @@
+"""The risk model: one fraud probability per transaction, from its risk features by a logistic regression
+trained on the confirmed cases (Spark MLlib trains it, :mod:`fraudshop.transforms.training`; this module
+applies it). Pure numpy: the stream computes the features and the probability of a batch at once, a
+caller holding one transaction the same way, with the same functions.
+
+The features are computed once, in the stream, and stored with the transaction (``risk_features``), so
+the model is trained on exactly what the stream saw when it scored. ``docs/risk-model.md`` defines each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from fraudshop.model.features import HISTORY_DAYS, micros_since_epoch
+
+#: The names of the risk features, in the order of ``risk_features`` (docs/risk-model.md defines each).
+RISK_FEATURES: tuple[str, ...] = (
+    "similarity",
+    "log_amount",
+    "amount_vs_usual",
+    "log_transactions_last_day",
+    "log_transactions_last_week",
+    "log_transactions_last_month",
+    "log_mean_amount_last_day",
+    "log_mean_amount_last_week",
+    "log_mean_amount_last_month",
+    "profile_change_window",
+    "merchant_is_new",
+    "night",
+    "weekend",
+    "log_merchant_frauds_last_month",
+    "log_account_frauds_last_month",
+)
+#: Names this version of the definitions: a model is trained on, and applies to, rows of its set only.
+RISK_FEATURE_SET = "risk-v1"
+#: The profile-change window of the original rule: a change at most this long before the transaction.
+PROFILE_CHANGE_WINDOW_SECONDS = 86_400
+_SECONDS_PER_DAY = 86_400
+_MONTH_MICROS = HISTORY_DAYS * _SECONDS_PER_DAY * 1_000_000
+
+
+@dataclass(frozen=True)
+class ConfirmedFrauds:
+    """The frauds confirmed so far (fraud cases of real transactions: recorded by an analyst or by the
+    feedback of labels, not seeded patterns): where and when each happened and when it became known."""
+
+    account_nos: np.ndarray  # (frauds,) object
+    merchant_ids: np.ndarray  # (frauds,) object; None without a merchant
+    happened_micros: np.ndarray  # (frauds,) int64: the transaction's time
+    known_micros: np.ndarray  # (frauds,) int64: the case's recorded_at
+
+    @classmethod
+    def none(cls) -> ConfirmedFrauds:
+        empty = np.empty(0, dtype=object)
+        return cls(empty, empty, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.account_nos)
+
+
+def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: ConfirmedFrauds, of: np.ndarray) -> np.ndarray:
+    """For each transaction (its key in ``keys``: an account or merchant id; its time ``at_micros``), the
+    confirmed frauds with the same key in ``of`` (``frauds.account_nos`` or ``frauds.merchant_ids``) known by
+    its time (recorded at or before it) that happened in the 30 days before it: a label counts only once it
+    has come back, which is how the feedback delay enters."""
+    counts = np.zeros(len(keys), dtype=np.float64)
+    if not len(frauds) or not len(keys):
+        return counts
+    # One code per key (-1 for none), then each key's transactions and frauds as runs of sorted codes.
+    codes = pd.factorize(np.concatenate([keys.to_numpy(dtype=object), of]), use_na_sentinel=True)[0]
+    own, theirs = codes[: len(keys)], codes[len(keys) :]
+    own_order, their_order = np.argsort(own, kind="stable"), np.argsort(theirs, kind="stable")
+    own_sorted, their_sorted = own[own_order], theirs[their_order]
+    for code in np.intersect1d(own_sorted[own_sorted >= 0], their_sorted):
+        rows = own_order[np.searchsorted(own_sorted, code) : np.searchsorted(own_sorted, code, side="right")]
+        cases = their_order[np.searchsorted(their_sorted, code) : np.searchsorted(their_sorted, code, side="right")]
+        at = at_micros[rows][:, None]
+        known = frauds.known_micros[cases][None, :] <= at
+        recent = frauds.happened_micros[cases][None, :] >= at - _MONTH_MICROS
+        counts[rows] = (known & recent).sum(axis=1)
+    return counts
+    by_key: dict[object, np.ndarray] = pd.Series(np.arange(len(of))).groupby(of, dropna=True).indices
+    key_values = keys.to_numpy(dtype=object)
+    for key, rows in pd.Series(np.arange(len(keys))).groupby(key_values, dropna=True).indices.items():
+        cases = by_key.get(key)
+        if cases is None:
+            continue
+        at = at_micros[rows][:, None]
+        known = frauds.known_micros[cases][None, :] <= at
+        recent = frauds.happened_micros[cases][None, :] >= at - _MONTH_MICROS
+        counts[rows] = (known & recent).sum(axis=1)
+    return counts
+
+
+def risk_features(
+    transactions: pd.DataFrame, context: pd.DataFrame, similarity: np.ndarray, frauds: ConfirmedFrauds
+) -> np.ndarray:
+    """The :data:`RISK_FEATURES` (float32, one row per transaction) of ``transactions``
+    (:data:`~fraudshop.model.features.TRANSACTION_INPUTS`), from their ``context``
+    (:data:`~fraudshop.model.features.CONTEXT_COLUMNS`), their ``similarity`` scores and the confirmed
+    ``frauds``. Missing values become the neutral value documented for each (no NaN)."""
+    amount = np.maximum(transactions["amount"].to_numpy(dtype=float), 0)
+    at = micros_since_epoch(transactions["tranpostdt"])
+    seconds_of_day = at // 1_000_000 % _SECONDS_PER_DAY
+    weekday = (at // (_SECONDS_PER_DAY * 1_000_000) + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
+    usual = np.maximum(context["usual_amount"].to_numpy(dtype=float), 0)
+    since_change = context["seconds_since_change"].to_numpy(dtype=float)
+    is_new = context["merchant_is_new"].to_numpy(dtype=float)
+
+    def log_of(column: str) -> np.ndarray:
+        return np.asarray(np.nan_to_num(np.log1p(np.maximum(context[column].to_numpy(dtype=float), 0))))
+
+    columns = {
+        "similarity": np.nan_to_num(similarity.astype(float)),
+        "log_amount": np.log1p(amount),
+        "amount_vs_usual": np.nan_to_num(np.log1p(amount) - np.log1p(usual)),  # 0 without history
+        "log_transactions_last_day": log_of("transactions_last_day"),
+        "log_transactions_last_week": log_of("transactions_last_week"),
+        "log_transactions_last_month": log_of("transactions_last_month"),
+        "log_mean_amount_last_day": log_of("mean_amount_last_day"),
+        "log_mean_amount_last_week": log_of("mean_amount_last_week"),
+        "log_mean_amount_last_month": log_of("mean_amount_last_month"),
+        "profile_change_window": (since_change <= PROFILE_CHANGE_WINDOW_SECONDS).astype(float),  # NaN: False
+        "merchant_is_new": np.where(np.isnan(is_new), 0.5, is_new),
+        "night": (seconds_of_day < 6 * 3_600).astype(float),  # 00:00-05:59 UTC
+        "weekend": (weekday >= 5).astype(float),
+        "log_merchant_frauds_last_month": np.log1p(
+            confirmed_frauds_by(transactions["merchant_id"], at, frauds, frauds.merchant_ids)
+        ),
+        "log_account_frauds_last_month": np.log1p(
+            confirmed_frauds_by(transactions["account_no"], at, frauds, frauds.account_nos)
+        ),
+    }
+    return np.column_stack([columns[name] for name in RISK_FEATURES]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RiskModel:
+    """A trained logistic regression over :data:`RISK_FEATURES` of ``feature_set``: a ``risk_model`` row."""
+
+    version: str
+    feature_set: str
+    features: tuple[str, ...]
+    intercept: float
+    coefficients: tuple[float, ...]
+    trained_at: datetime
+    as_of: datetime  # labels recorded by then were used; transactions before it less the feedback delay
+    training_rows: int
+    training_frauds: int
+    training_auc: float
+    regularization: float
+
+    def __post_init__(self) -> None:
+        if len(self.coefficients) != len(self.features):
+            raise ValueError(f"{len(self.coefficients)} coefficients for {len(self.features)} features")
+
+    def applies_to(self, feature_set: str) -> bool:
+        return feature_set == self.feature_set and self.features == RISK_FEATURES
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """The fraud probability of each row of ``features`` (float32, as stored): the logistic of the
+        intercept plus each coefficient times its feature, summed column by column in float64, so a row's
+        probability is the same to the bit whatever the batch it is computed in (a matrix product's sums
+        depend on the batch's shape) and can be recomputed from the stored row."""
+        logit = np.full(len(features), self.intercept, dtype=np.float64)
+        for column, coefficient in enumerate(self.coefficients):
+            logit += coefficient * features[:, column].astype(np.float64)
+        return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
+
+
+def model_version(trained_at: datetime) -> str:
+    """A model's version: its feature set and training time (UTC, to the second)."""
+    return f"{RISK_FEATURE_SET}@{trained_at:%Y%m%dT%H%M%SZ}"

@@ -86,7 +86,7 @@ def register(commands: Commands) -> None:
         "--warm-up-days",
         type=int,
         default=30,
-        help="replayed days a card needs before its transactions train the model (default 30, the features' window)",
+        help="replayed days before any transaction trains the model (default 30, the features' window)",
     )
     parser.add_argument("--output", type=Path, default=Path("results/evaluation.json"), help="the figures (JSON)")
     parser.add_argument("--work-dir", type=Path, default=Path("results/evaluation"), help="job log and checkpoint")

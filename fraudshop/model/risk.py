@@ -80,18 +80,8 @@ def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: Confirme
         cases = their_order[np.searchsorted(their_sorted, code) : np.searchsorted(their_sorted, code, side="right")]
         at = at_micros[rows][:, None]
         known = frauds.known_micros[cases][None, :] <= at
-        recent = frauds.happened_micros[cases][None, :] >= at - _MONTH_MICROS
-        counts[rows] = (known & recent).sum(axis=1)
-    return counts
-    by_key: dict[object, np.ndarray] = pd.Series(np.arange(len(of))).groupby(of, dropna=True).indices
-    key_values = keys.to_numpy(dtype=object)
-    for key, rows in pd.Series(np.arange(len(keys))).groupby(key_values, dropna=True).indices.items():
-        cases = by_key.get(key)
-        if cases is None:
-            continue
-        at = at_micros[rows][:, None]
-        known = frauds.known_micros[cases][None, :] <= at
-        recent = frauds.happened_micros[cases][None, :] >= at - _MONTH_MICROS
+        happened = frauds.happened_micros[cases][None, :]
+        recent = (happened >= at - _MONTH_MICROS) & (happened <= at)
         counts[rows] = (known & recent).sum(axis=1)
     return counts
 

@@ -54,7 +54,9 @@ def test_the_job_environment_names_its_spark_home(monkeypatch: pytest.MonkeyPatc
 
 
 def test_run_job_returns_the_jobs_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(launcher, "job_command", lambda config: [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.setattr(
+        launcher, "job_command", lambda config, script=None: [sys.executable, "-c", "raise SystemExit(3)"]
+    )
     assert launcher.run_job(load_config(environ={})) == 3
 
 
@@ -96,7 +98,9 @@ def test_a_signal_that_comes_while_the_job_is_starting_is_passed_on(monkeypatch:
         os.kill(os.getpid(), signal.SIGTERM)
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr(launcher, "job_command", lambda config: [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(
+        launcher, "job_command", lambda config, script=None: [sys.executable, "-c", "import time; time.sleep(30)"]
+    )
     monkeypatch.setattr(subprocess, "Popen", popen_interrupted)
     started = time.monotonic()
     assert launcher.run_job(load_config(environ={}), grace_seconds=10) == 128 + signal.SIGTERM

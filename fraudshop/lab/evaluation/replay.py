@@ -5,6 +5,7 @@ delay, train the risk model as at the test period's start, and measure the test 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -190,6 +191,10 @@ def run_evaluation(config: Config, plan: EvaluationPlan, work_dir: Path, keep: b
         "similarity.enabled=true",
     )
     by_day = {day: part for day, part in frame.groupby("day")}
+    # An earlier run's progress lines (the job appends) would count as this run's, and its checkpoint
+    # would resume another topic: a run starts from neither.
+    (work_dir / "progress.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(work_dir / "checkpoint", ignore_errors=True)
     rng = np.random.default_rng(plan.seed)
     feedback = 0
     with scratch_space(evaluated, "evaluation", work_dir, keep=keep) as (scratch, session):
@@ -263,6 +268,11 @@ def _figures(
     labelled = pd.DataFrame({"day": frame["day"], "card": frame["CUSTOMER_ID"], "label": frame["TX_FRAUD"]})
     test = measured.assign(card=measured["CUSTOMER_ID"], label=measured["TX_FRAUD"], amount=measured["TX_AMOUNT"])
     kept = known_compromised_excluded(test, labelled, plan.test_from, plan.feedback_delay_days)
+    if kept["label"].nunique() < 2:
+        raise EvaluationError(
+            f"the test period holds {len(kept)} transactions of cards not known to be compromised, "
+            f"{int(kept['label'].sum())} of them frauds: measuring needs both (widen the period or the sample)"
+        )
     return {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": source_commit(),

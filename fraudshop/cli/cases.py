@@ -18,16 +18,11 @@ def seed(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.io.cassandra.schema import apply_schema
     from fraudshop.io.cassandra.session import cassandra_session
     from fraudshop.lab.console import step
-    from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_cases
+    from fraudshop.lab.patterns import seeded_pattern_cases
 
     now = datetime.now(UTC)
     with step("computing the patterns' vectors"):
-        instances = [
-            instance
-            for pattern in FraudPattern
-            for instance in pattern_instances(pattern, args.per_pattern, args.seed, now)
-        ]
-        cases = seeded_cases(instances, now)
+        cases = seeded_pattern_cases(args.per_pattern, args.seed, now)
     with cassandra_session(config.cassandra) as session, step(f"recording {len(cases)} cases"):
         apply_schema(session, config.cassandra)
         recorded = CaseStore(session, config.cassandra.keyspace).record(cases)

@@ -142,6 +142,15 @@ ORDINARY = "ordinary"
 GENUINE_EVERY = 3
 
 
+def seeded_pattern_cases(per_pattern: int, seed: int, recorded_at: datetime) -> list[FraudCase]:
+    """The known cases of ``per_pattern`` instances of every labelled pattern (:func:`seeded_cases`),
+    ending at ``recorded_at``: what ``fraudshop cases seed``, the benchmark and the demo record."""
+    instances = [
+        instance for pattern in FraudPattern for instance in pattern_instances(pattern, per_pattern, seed, recorded_at)
+    ]
+    return seeded_cases(instances, recorded_at)
+
+
 def seeded_cases(instances: Iterable[PatternInstance], recorded_at: datetime) -> list[FraudCase]:
     """A known case of fraud for each fraudulent transaction of ``instances``, and a genuine case for one
     of every :data:`GENUINE_EVERY` of their ordinary transactions, each with its vector against its

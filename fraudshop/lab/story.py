@@ -57,7 +57,7 @@ from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.topics import ensure_topic
 from fraudshop.jobs.launcher import start_job, stop_job
 from fraudshop.lab.console import print_table, step
-from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_cases
+from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_pattern_cases
 from fraudshop.lab.stack import stack_up
 from fraudshop.lab.waiting import wait_until
 from fraudshop.lab.workload import (
@@ -65,6 +65,7 @@ from fraudshop.lab.workload import (
     COFFEE_SHOP_ID,
     account_number,
     merchants_by_id,
+    record_time,
     synthetic_transactions,
 )
 from fraudshop.model.cases import SIMILARITY_KIND, SIMILARITY_RULE_ID, FraudCase, KnownCases, scores_against
@@ -594,7 +595,7 @@ def purchase_transaction(purchase: Purchase, tranpostdt: datetime) -> Transactio
     channel, code, description = merchant.sales[0]
     return {
         "account_no": rules_customer_account(),
-        "tranpostdt": tranpostdt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "tranpostdt": record_time(tranpostdt),
         "tranid": str(uuid.uuid4()),
         "amount": purchase.amount,
         "merchant": merchant.name,
@@ -904,9 +905,8 @@ def seed_known_cases(running: Running, per_pattern: int = SEEDED_PER_PATTERN) ->
     if running.producer is not None:
         running.producer.join(timeout=30)
     now = datetime.now(UTC)
-    instances = [instance for pattern in FraudPattern for instance in pattern_instances(pattern, per_pattern, 0, now)]
     store = CaseStore(running.cassandra, running.keyspace)
-    store.record(seeded_cases(instances, now))
+    store.record(seeded_pattern_cases(per_pattern, 0, now))
     cases = store.all_cases()
     counts = Counter((case.pattern or "", case.label.value) for case in cases)
     print_table(("pattern", "label", "cases"), [[*key, count] for key, count in sorted(counts.items())])
@@ -953,7 +953,7 @@ def send_card_testing(kafka: KafkaConfig, card: TestedCard) -> list[Transaction]
 
     def stamped() -> Iterator[Transaction]:
         for transaction in card.burst:
-            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            now = record_time(datetime.now(UTC))
             sent.append({**transaction, "tranpostdt": now})
             print(
                 f"{_clock(_utc(now))}  {TESTED_CUSTOMER_ID}'s card pays {float(transaction['amount']):.2f} "

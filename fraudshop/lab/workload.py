@@ -300,6 +300,11 @@ def synthetic_transactions(
         yield card_transaction(account_numbers[index], cards[index], now(), tranid, merchant, sale, amount)
 
 
+def record_time(at: datetime) -> str:
+    """A record's ``tranpostdt`` as producers send it: UTC, ISO-8601 to the millisecond, with a "Z"."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def card_transaction(
     account_no: str,
     cardnum: str,
@@ -314,7 +319,7 @@ def card_transaction(
     channel, code, description = sale
     return {
         "account_no": account_no,
-        "tranpostdt": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "tranpostdt": record_time(at),
         "tranid": tranid,
         "amount": amount,
         "merchant": merchant.name,

@@ -8,13 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
+import pandas as pd
 
 from fraudshop.model.changes import as_utc, to_cassandra_time
-from fraudshop.model.features import VECTOR_DIMENSIONS
+from fraudshop.model.features import VECTOR_DIMENSIONS, micros_since_epoch
 from fraudshop.model.risk import ConfirmedFrauds
 
 
@@ -114,11 +115,8 @@ def is_confirmed_fraud(case: FraudCase) -> bool:
     )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _micros_of(times: Sequence[datetime]) -> np.ndarray:
-    return np.array([(as_utc(at) - _EPOCH) // timedelta(microseconds=1) for at in times], dtype=np.int64)
+    return micros_since_epoch(pd.Series([as_utc(at) for at in times], dtype="datetime64[us, UTC]"))
 
 
 @dataclass(frozen=True)

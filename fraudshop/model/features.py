@@ -200,13 +200,23 @@ def micros_since_epoch(times: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype="datetime64[us]").astype(np.int64)
 
 
+def utc_seconds_of_day(at_micros: np.ndarray) -> np.ndarray:
+    """The seconds since UTC midnight of times in microseconds since the epoch."""
+    return np.asarray(at_micros // 1_000_000 % _SECONDS_PER_DAY)
+
+
+def utc_weekday(at_micros: np.ndarray) -> np.ndarray:
+    """The UTC weekday (Monday 0) of times in microseconds since the epoch: 1970-01-01 was a Thursday."""
+    return np.asarray((at_micros // _DAY_MICROS + 3) % 7)
+
+
 def transaction_vectors(transactions: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
     """The L2-normalised vectors (float32, one row each, :data:`VECTOR_DIMENSIONS` wide) of
     ``transactions`` (:data:`TRANSACTION_INPUTS`) with their ``context`` (:data:`CONTEXT_COLUMNS`)."""
     amount = transactions["amount"].to_numpy(dtype=float)
     at = micros_since_epoch(transactions["tranpostdt"])
-    hour = (at // 1_000_000 % _SECONDS_PER_DAY) / 3_600
-    weekday = (at // (_SECONDS_PER_DAY * 1_000_000) + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
+    hour = utc_seconds_of_day(at) / 3_600
+    weekday = utc_weekday(at)
     usual = context["usual_amount"].to_numpy(dtype=float)
     is_new = context["merchant_is_new"].to_numpy(dtype=float)
     since_change = context["seconds_since_change"].to_numpy(dtype=float)

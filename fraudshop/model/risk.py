@@ -15,7 +15,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from fraudshop.model.features import HISTORY_DAYS, micros_since_epoch
+from fraudshop.model.features import HISTORY_DAYS, micros_since_epoch, utc_seconds_of_day, utc_weekday
 
 #: The names of the risk features, in the order of ``risk_features`` (docs/risk-model.md defines each).
 RISK_FEATURES: tuple[str, ...] = (
@@ -95,8 +95,8 @@ def risk_features(
     ``frauds``. Missing values become the neutral value documented for each (no NaN)."""
     amount = np.maximum(transactions["amount"].to_numpy(dtype=float), 0)
     at = micros_since_epoch(transactions["tranpostdt"])
-    seconds_of_day = at // 1_000_000 % _SECONDS_PER_DAY
-    weekday = (at // (_SECONDS_PER_DAY * 1_000_000) + 3) % 7  # 1970-01-01 was a Thursday: Monday is 0
+    seconds_of_day = utc_seconds_of_day(at)
+    weekday = utc_weekday(at)
     usual = np.maximum(context["usual_amount"].to_numpy(dtype=float), 0)
     since_change = context["seconds_since_change"].to_numpy(dtype=float)
     is_new = context["merchant_is_new"].to_numpy(dtype=float)

@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fraudshop.lab.patterns import FraudPattern, PatternInstance, pattern_instances, seeded_cases
+from fraudshop.lab.patterns import FraudPattern, PatternInstance, pattern_instances, seeded_pattern_cases
 from fraudshop.model.cases import SIMILARITY_ACTION, SIMILARITY_KIND, SIMILARITY_RULE_ID
 from fraudshop.model.features import VECTOR_DIMENSIONS
 from fraudshop.model.records import Transaction
@@ -47,8 +47,7 @@ def pipeline(spark: SparkSession) -> tuple[InMemoryStore, InMemoryNotifications,
 
 
 def seed_cases(store: InMemoryStore) -> None:
-    instances = [i for pattern in FraudPattern for i in pattern_instances(pattern, 25, 0, RECEIVED_AT)]
-    store.cases.extend(seeded_cases(instances, RECEIVED_AT))
+    store.cases.extend(seeded_pattern_cases(25, 0, RECEIVED_AT))
 
 
 def test_a_card_testing_burst_is_caught_by_similarity_and_announced_once(spark: SparkSession) -> None:

@@ -186,13 +186,19 @@ def table_rows(result: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def commit_label(commit: Mapping[str, Any] | None) -> str:
+    """ ", commit abc1234" (" with local changes" when its tree differed) of a run's
+    :func:`source_commit`, nothing when it ran outside a checkout."""
+    if not commit:
+        return ""
+    return f", commit {commit['sha'][:7]}{' with local changes' if commit['dirty'] else ''}"
+
+
 def _caption(result: Mapping[str, Any]) -> str:
     started = datetime.fromisoformat(result["started_at"]).strftime("%Y-%m-%d %H:%M UTC")
     machine = result.get("machine", {})
     cpus = machine.get("nproc", machine.get("cpus"))
-    commit = result.get("commit")
-    at = f", commit {commit['sha'][:7]}{' with local changes' if commit['dirty'] else ''}" if commit else ""
-    return f"run of {started}{at}; {cpus} CPUs, {machine.get('memory_gib')} GiB"
+    return f"run of {started}{commit_label(result.get('commit'))}; {cpus} CPUs, {machine.get('memory_gib')} GiB"
 
 
 def render_table_block(result: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_cases
+from fraudshop.lab.patterns import seeded_pattern_cases
 from fraudshop.lab.workload import account_number, merchant_catalogue, synthetic_rules, synthetic_transactions
 from fraudshop.model.cases import FraudCase
 from fraudshop.model.changes import CHANGE_TYPES, ProfileChange
@@ -59,12 +59,7 @@ class Workload:
     cases_per_pattern: int = 0
 
     def known_cases(self, now: datetime) -> list[FraudCase]:
-        instances = [
-            instance
-            for pattern in FraudPattern
-            for instance in pattern_instances(pattern, self.cases_per_pattern, self.seed, now)
-        ]
-        return seeded_cases(instances, now)
+        return seeded_pattern_cases(self.cases_per_pattern, self.seed, now)
 
     def rule_definitions(self) -> list[RuleDefinition]:
         history_accounts = HISTORY_ACCOUNTS_FACTOR * self.accounts

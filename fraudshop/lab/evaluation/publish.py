@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined
 
 from fraudshop.config.resources import packaged_file
-from fraudshop.lab.bench.publish import ACCURACY, with_table_block
+from fraudshop.lab.bench.publish import ACCURACY, commit_label, with_table_block
 
 ACCURACY_BEGIN = "<!-- accuracy:begin -->"
 ACCURACY_END = "<!-- accuracy:end -->"
@@ -46,13 +46,11 @@ def render_accuracy_block(figures: Mapping[str, Any]) -> str:
         }
         for signal in figures["signals"].values()
     ]
-    commit = figures.get("commit")
-    at = f", commit {commit['sha'][:7]}{' with local changes' if commit['dirty'] else ''}" if commit else ""
     template = _TEMPLATES.from_string(
         packaged_file(__package__ or "fraudshop.lab.evaluation", TABLE_TEMPLATE).read_text()
     )
     return template.render(
-        caption=f"run of {figures['finished_at']}{at}",
+        caption=f"run of {figures['finished_at']}{commit_label(figures.get('commit'))}",
         rows=rows,
         minutes=round(figures["replayed"]["seconds"] / 60),
         **{key: figures[key] for key in ("test", "replayed", "model", "calibration")},

@@ -22,6 +22,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from fraudshop.config import Config
 from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.models import ModelStore
+from fraudshop.io.cassandra.session import prepared
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.jobs.launcher import TRAINING_JOB, run_job, start_job, stop_job
 from fraudshop.lab.bench.progress import read_batches, records_done
@@ -89,8 +90,8 @@ def _training_days(plan: EvaluationPlan, first_day: date, config: Config) -> int
 
 def _vectors(session: Session, keyspace: str, keys: Sequence[tuple[str, datetime, str]]) -> list[Any]:
     """The stored vectors of the transactions ``keys`` (account, time, tranid), in order."""
-    select = session.prepare(
-        f"SELECT vector FROM {keyspace}.transaction WHERE account_no = ? AND tranpostdt = ? AND tranid = ?"
+    select = prepared(
+        session, f"SELECT vector FROM {keyspace}.transaction WHERE account_no = ? AND tranpostdt = ? AND tranid = ?"
     )
     results = execute_concurrent_with_args(session, select, keys, concurrency=32, raise_on_first_error=True)
     vectors = []
@@ -155,9 +156,10 @@ def feedback_cases(
 def _stored_scores(session: Session, keyspace: str, test: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     """The job's scores of the test period's transactions: tranid, similarity, probability, model version and
     the profile-change window feature."""
-    select = session.prepare(
+    select = prepared(
+        session,
         f"SELECT tranid, risk_score, fraud_probability, model_version, risk_features FROM {keyspace}.transaction "
-        "WHERE account_no = ? AND tranpostdt >= ? AND tranpostdt < ?"
+        "WHERE account_no = ? AND tranpostdt >= ? AND tranpostdt < ?",
     )
     accounts = [(str(customer), start, end) for customer in test["CUSTOMER_ID"].unique()]
     window = RISK_FEATURES.index("profile_change_window")

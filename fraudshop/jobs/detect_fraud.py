@@ -57,7 +57,13 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
         max_future_skew_seconds=config.job.max_future_skew_seconds,
         rules=RuleStep(store, notifications),
         similarity=(
-            SimilarityStep(store, notifications, config.similarity.threshold, config.similarity.nearest_cases)
+            SimilarityStep(
+                store,
+                notifications,
+                config.similarity.threshold,
+                config.similarity.nearest_cases,
+                feedback_delay_days=config.risk.feedback_delay_days,
+            )
             if config.similarity.enabled
             else None
         ),

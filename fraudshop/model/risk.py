@@ -9,6 +9,7 @@ the model is trained on exactly what the stream saw when it scored. ``docs/risk-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,9 +18,17 @@ import pandas as pd
 
 from fraudshop.model.features import HISTORY_DAYS, micros_since_epoch, utc_seconds_of_day, utc_weekday
 
+#: A merchant's confirmed-fraud share over a window of so many days: each window ends where the transaction's
+#: day less the feedback delay begins (as the handbook's terminal risk), so its labels have come back.
+FRAUD_SHARE_FEATURES: dict[str, int] = {
+    "merchant_fraud_share_last_day": 1,
+    "merchant_fraud_share_last_week": 7,
+    "merchant_fraud_share_last_month": 30,
+}
 #: The names of the risk features, in the order of ``risk_features`` (docs/risk-model.md defines each).
 RISK_FEATURES: tuple[str, ...] = (
     "similarity",
+    "amount",
     "log_amount",
     "amount_vs_usual",
     "log_transactions_last_day",
@@ -34,13 +43,15 @@ RISK_FEATURES: tuple[str, ...] = (
     "weekend",
     "log_merchant_frauds_last_month",
     "log_account_frauds_last_month",
+    *FRAUD_SHARE_FEATURES,
 )
 #: Names this version of the definitions: a model is trained on, and applies to, rows of its set only.
-RISK_FEATURE_SET = "risk-v1"
+RISK_FEATURE_SET = "risk-v2"
 #: The profile-change window of the original rule: a change at most this long before the transaction.
 PROFILE_CHANGE_WINDOW_SECONDS = 86_400
 _SECONDS_PER_DAY = 86_400
-_MONTH_MICROS = HISTORY_DAYS * _SECONDS_PER_DAY * 1_000_000
+_DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
+_MONTH_MICROS = HISTORY_DAYS * _DAY_MICROS
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,42 @@ class ConfirmedFrauds:
         return len(self.account_nos)
 
 
+@dataclass(frozen=True)
+class MerchantTotals:
+    """How many transactions each merchant had on each UTC day (``merchant_day_total`` rows): the
+    denominators of the merchants' confirmed-fraud shares."""
+
+    merchant_ids: np.ndarray  # (rows,) object
+    days: np.ndarray  # (rows,) int64: days since 1970-01-01
+    transactions: np.ndarray  # (rows,) int64
+
+    @classmethod
+    def none(cls) -> MerchantTotals:
+        return cls(np.empty(0, dtype=object), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.merchant_ids)
+
+
+def fraud_share_days(first_day: int, last_day: int, feedback_delay_days: int) -> tuple[int, int]:
+    """The days (since the epoch, both included) whose merchant totals the fraud shares of transactions on
+    days ``first_day`` to ``last_day`` read: empty (first > last) when the windows hold no day."""
+    return first_day - feedback_delay_days - max(FRAUD_SHARE_FEATURES.values()), last_day - feedback_delay_days - 1
+
+
+def _same_key_runs(keys: pd.Series, of: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each key of ``keys`` also in ``of`` (None matches nothing): the positions of its rows in ``keys``
+    and in ``of``."""
+    codes = pd.factorize(np.concatenate([keys.to_numpy(dtype=object), of]), use_na_sentinel=True)[0]
+    own, theirs = codes[: len(keys)], codes[len(keys) :]
+    own_order, their_order = np.argsort(own, kind="stable"), np.argsort(theirs, kind="stable")
+    own_sorted, their_sorted = own[own_order], theirs[their_order]
+    for code in np.intersect1d(own_sorted[own_sorted >= 0], their_sorted):
+        rows = own_order[np.searchsorted(own_sorted, code) : np.searchsorted(own_sorted, code, side="right")]
+        found = their_order[np.searchsorted(their_sorted, code) : np.searchsorted(their_sorted, code, side="right")]
+        yield rows, found
+
+
 def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: ConfirmedFrauds, of: np.ndarray) -> np.ndarray:
     """For each transaction (its key in ``keys``: an account or merchant id; its time ``at_micros``), the
     confirmed frauds with the same key in ``of`` (``frauds.account_nos`` or ``frauds.merchant_ids``) known by
@@ -70,14 +117,7 @@ def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: Confirme
     counts = np.zeros(len(keys), dtype=np.float64)
     if not len(frauds) or not len(keys):
         return counts
-    # One code per key (-1 for none), then each key's transactions and frauds as runs of sorted codes.
-    codes = pd.factorize(np.concatenate([keys.to_numpy(dtype=object), of]), use_na_sentinel=True)[0]
-    own, theirs = codes[: len(keys)], codes[len(keys) :]
-    own_order, their_order = np.argsort(own, kind="stable"), np.argsort(theirs, kind="stable")
-    own_sorted, their_sorted = own[own_order], theirs[their_order]
-    for code in np.intersect1d(own_sorted[own_sorted >= 0], their_sorted):
-        rows = own_order[np.searchsorted(own_sorted, code) : np.searchsorted(own_sorted, code, side="right")]
-        cases = their_order[np.searchsorted(their_sorted, code) : np.searchsorted(their_sorted, code, side="right")]
+    for rows, cases in _same_key_runs(keys, of):
         at = at_micros[rows][:, None]
         known = frauds.known_micros[cases][None, :] <= at
         happened = frauds.happened_micros[cases][None, :]
@@ -86,13 +126,59 @@ def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: Confirme
     return counts
 
 
+def merchant_fraud_shares(
+    merchants: pd.Series,
+    at_micros: np.ndarray,
+    frauds: ConfirmedFrauds,
+    totals: MerchantTotals,
+    feedback_delay_days: int,
+) -> np.ndarray:
+    """Each transaction's merchant's confirmed-fraud share over each window of :data:`FRAUD_SHARE_FEATURES`
+    (columns in that order): of the merchant's transactions on the window's days, the share that are
+    confirmed frauds known by the transaction's time. A window of ``w`` days ends the day before the
+    transaction's day less ``feedback_delay_days`` (days ``d - delay - w`` to ``d - delay - 1``). 0 without a
+    merchant, a confirmed fraud or a transaction in the window. ``totals``: the merchants' transactions per
+    day (:class:`MerchantTotals`, at least the days of :func:`fraud_share_days`)."""
+    shares = np.zeros((len(merchants), len(FRAUD_SHARE_FEATURES)), dtype=np.float64)
+    if not len(frauds) or not len(merchants):
+        return shares
+    day = at_micros // _DAY_MICROS
+    fraud_day = frauds.happened_micros // _DAY_MICROS
+    per_merchant = {
+        merchant: (totals.days[rows], totals.transactions[rows])
+        for merchant, rows in pd.Series(np.arange(len(totals))).groupby(totals.merchant_ids).indices.items()
+    }
+    for rows, cases in _same_key_runs(merchants, frauds.merchant_ids):
+        merchant = frauds.merchant_ids[cases[0]]
+        known = frauds.known_micros[cases][None, :] <= at_micros[rows][:, None]
+        days, counts = per_merchant.get(merchant, (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
+        for column, window in enumerate(FRAUD_SHARE_FEATURES.values()):
+            last = day[rows] - feedback_delay_days - 1
+            first = last - window + 1
+            in_window = (fraud_day[cases][None, :] >= first[:, None]) & (fraud_day[cases][None, :] <= last[:, None])
+            fraud_count = (known & in_window).sum(axis=1)
+            counted = ((days[None, :] >= first[:, None]) & (days[None, :] <= last[:, None])) @ counts
+            # A fraud is one of the merchant's transactions: never more frauds than transactions, even where
+            # the totals lack a day (the merchant-day table written after the fraud's label came back).
+            shares[rows, column] = np.divide(
+                fraud_count, np.maximum(counted, fraud_count), out=np.zeros(len(rows)), where=fraud_count > 0
+            )
+    return shares
+
+
 def risk_features(
-    transactions: pd.DataFrame, context: pd.DataFrame, similarity: np.ndarray, frauds: ConfirmedFrauds
+    transactions: pd.DataFrame,
+    context: pd.DataFrame,
+    similarity: np.ndarray,
+    frauds: ConfirmedFrauds,
+    totals: MerchantTotals,
+    feedback_delay_days: int,
 ) -> np.ndarray:
     """The :data:`RISK_FEATURES` (float32, one row per transaction) of ``transactions``
     (:data:`~fraudshop.model.features.TRANSACTION_INPUTS`), from their ``context``
-    (:data:`~fraudshop.model.features.CONTEXT_COLUMNS`), their ``similarity`` scores and the confirmed
-    ``frauds``. Missing values become the neutral value documented for each (no NaN)."""
+    (:data:`~fraudshop.model.features.CONTEXT_COLUMNS`), their ``similarity`` scores, the confirmed
+    ``frauds`` and their merchants' daily ``totals`` (the fraud shares' windows end ``feedback_delay_days``
+    before each transaction's day). Missing values become the neutral value documented for each (no NaN)."""
     amount = np.maximum(transactions["amount"].to_numpy(dtype=float), 0)
     at = micros_since_epoch(transactions["tranpostdt"])
     seconds_of_day = utc_seconds_of_day(at)
@@ -106,6 +192,7 @@ def risk_features(
 
     columns = {
         "similarity": np.nan_to_num(similarity.astype(float)),
+        "amount": amount,
         "log_amount": np.log1p(amount),
         "amount_vs_usual": np.nan_to_num(np.log1p(amount) - np.log1p(usual)),  # 0 without history
         "log_transactions_last_day": log_of("transactions_last_day"),
@@ -125,6 +212,8 @@ def risk_features(
             confirmed_frauds_by(transactions["account_no"], at, frauds, frauds.account_nos)
         ),
     }
+    shares = merchant_fraud_shares(transactions["merchant_id"], at, frauds, totals, feedback_delay_days)
+    columns.update({name: shares[:, column] for column, name in enumerate(FRAUD_SHARE_FEATURES)})
     return np.column_stack([columns[name] for name in RISK_FEATURES]).astype(np.float32)
 
 

@@ -103,6 +103,9 @@ ACCOUNT_HOLDER_COLUMNS: tuple[str, ...] = ("account_no", "customer_id")
 MERCHANT_DAY_KEY: tuple[str, ...] = ("merchant_id", "day")
 TRANSACTION_BY_MERCHANT_DAY_KEY: tuple[str, ...] = (*MERCHANT_DAY_KEY, "tranpostdt", "account_no", "tranid")
 TRANSACTION_BY_MERCHANT_DAY_COLUMNS: tuple[str, ...] = (*TRANSACTION_BY_MERCHANT_DAY_KEY, "amount")
+#: bank.merchant_day_total: how many transactions a merchant had on a UTC day, counted once the day is past the
+#: feedback delay (the risk model's merchant fraud shares).
+MERCHANT_DAY_TOTAL_COLUMNS: tuple[str, ...] = (*MERCHANT_DAY_KEY, "transactions", "counted_at")
 
 #: bank.rule_hit (by customer) and rule_hit_by_merchant_day: the same columns under two keys.
 RULE_HIT_COLUMNS: tuple[str, ...] = (
@@ -176,6 +179,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "rule_by_id": RULE_BY_ID_COLUMNS,
     "account_holder": ACCOUNT_HOLDER_COLUMNS,
     "transaction_by_merchant_day": TRANSACTION_BY_MERCHANT_DAY_COLUMNS,
+    "merchant_day_total": MERCHANT_DAY_TOTAL_COLUMNS,
     "rule_hit": RULE_HIT_COLUMNS,
     "rule_hit_by_merchant_day": RULE_HIT_COLUMNS,
     "rule_hit_done": RULE_HIT_DONE_COLUMNS,
@@ -198,6 +202,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "rule_by_id": RULE_BY_ID_KEY,
     "account_holder": ACCOUNT_HOLDER_COLUMNS[:1],
     "transaction_by_merchant_day": TRANSACTION_BY_MERCHANT_DAY_KEY,
+    "merchant_day_total": MERCHANT_DAY_KEY,
     "rule_hit": RULE_HIT_KEY,
     "rule_hit_by_merchant_day": RULE_HIT_BY_MERCHANT_DAY_KEY,
     "rule_hit_done": RULE_HIT_DONE_COLUMNS[:1],

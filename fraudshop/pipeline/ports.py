@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from pyspark.sql import DataFrame
@@ -45,6 +45,9 @@ class DetectionStore(Protocol):
     def fraud_cases(self) -> KnownCases: ...  # every fraud_case row, read now
     def risk_model(self) -> RiskModel | None: ...  # the newest risk_model row of the job's feature set, read now
     def write_scores(self, scores: DataFrame) -> None: ...  # TRANSACTION_KEY and SCORE_COLUMNS into transaction
+    # The merchant_day_total rows of the merchants in `merchants` with a day from `first` to `last` (inclusive).
+    def merchant_day_totals(self, merchants: DataFrame, first: date, last: date) -> DataFrame: ...
+    def write_merchant_day_totals(self, totals: DataFrame) -> None: ...  # merchant_day_total
 
 
 class NotificationSink(Protocol):

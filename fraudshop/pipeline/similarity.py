@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from fraudshop.model.features import CHANGE_EVENT, EVENT_COLUMNS, HISTORY_DAYS, TRANSACTION_EVENT
-from fraudshop.model.tables import RULE_HIT_COLUMNS, SCORE_COLUMNS, TRANSACTION_KEY
+from fraudshop.model.risk import ConfirmedFrauds, MerchantTotals, fraud_share_days
+from fraudshop.model.tables import MERCHANT_DAY_KEY, RULE_HIT_COLUMNS, SCORE_COLUMNS, TRANSACTION_KEY
 from fraudshop.pipeline.held import computed_once
 from fraudshop.pipeline.hits import file_hits
 from fraudshop.pipeline.ports import DetectionStore, NotificationSink
@@ -22,6 +24,13 @@ from fraudshop.transforms.features import Scoring, scored_transactions
 from fraudshop.transforms.similarity import similarity_hits
 
 log = logging.getLogger(__name__)
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _day_number(day: date) -> int:
+    return (day - _EPOCH).days
 
 
 @dataclass(frozen=True)
@@ -44,24 +53,85 @@ class SimilarityStep:
     notifications: NotificationSink
     threshold: float
     nearest: int
+    #: Days after which a transaction's label is back: the merchants' fraud shares end this long before.
+    feedback_delay_days: int
 
     def apply(self, batch: DataFrame, detected_at: str) -> SimilarityOutcome:
         """``batch``: the batch's valid transactions, each key once
         (:func:`~fraudshop.transforms.rules.distinct_transactions`), held; ``detected_at``: the column of
         the batch's time they carry."""
         known = self.store.fraud_cases()
+        row = batch.agg(F.min("tranpostdt").alias("earliest"), F.max("tranpostdt").alias("latest")).first()
+        if row is None or row.earliest is None:
+            return SimilarityOutcome(len(known), 0, 0)
+        earliest, latest = row.earliest.replace(tzinfo=UTC), row.latest.replace(tzinfo=UTC)
+        totals = self._merchant_totals(batch, known.confirmed, earliest.date(), latest.date())
         model = self.store.risk_model()
-        cases = batch.sparkSession.sparkContext.broadcast(known)
+        context = batch.sparkSession.sparkContext
+        cases, merchant_totals = context.broadcast(known), context.broadcast(totals)
         try:
-            return self._score(batch, Scoring(cases, self.nearest, model), len(known), detected_at)
+            scoring = Scoring(cases, self.nearest, model, merchant_totals, self.feedback_delay_days)
+            return self._score(batch, scoring, len(known), earliest, detected_at)
         finally:
             cases.destroy()
+            merchant_totals.destroy()
 
-    def _score(self, batch: DataFrame, scoring: Scoring, case_count: int, detected_at: str) -> SimilarityOutcome:
-        row = batch.agg(F.min("tranpostdt").alias("earliest")).first()
-        if row is None or row.earliest is None:
-            return SimilarityOutcome(case_count, 0, 0)
-        since = row.earliest.replace(tzinfo=UTC) - timedelta(days=HISTORY_DAYS)
+    def _merchant_totals(
+        self, batch: DataFrame, frauds: ConfirmedFrauds, earliest: date, latest: date
+    ) -> MerchantTotals:
+        """The daily totals the batch's merchant fraud shares read: of the batch's merchants with a confirmed
+        fraud (a share is 0 without one), on the days of their windows. Days never counted are counted now
+        from transaction_by_merchant_day and stored, so each merchant-day is read whole once: the windows end
+        the feedback delay before the batch's days, so those days are past (a transaction arriving later
+        than the delay is not counted)."""
+        with_frauds = sorted({merchant for merchant in frauds.merchant_ids if merchant is not None})
+        first, last = (
+            _EPOCH + timedelta(days=day)
+            for day in fraud_share_days(_day_number(earliest), _day_number(latest), self.feedback_delay_days)
+        )
+        if not with_frauds or first > last:
+            return MerchantTotals.none()
+        spark = batch.sparkSession
+        candidates = spark.createDataFrame([(merchant,) for merchant in with_frauds], "merchant_id string")
+        merchants = [
+            row.merchant_id
+            for row in batch.select("merchant_id").distinct().join(F.broadcast(candidates), "merchant_id").collect()
+        ]
+        if not merchants:
+            return MerchantTotals.none()
+        named = spark.createDataFrame([(merchant,) for merchant in merchants], "merchant_id string")
+        stored = {
+            (row.merchant_id, row.day): row.transactions
+            for row in self.store.merchant_day_totals(named, first, last).collect()
+        }
+        days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+        missing = [(merchant, day) for merchant in merchants for day in days if (merchant, day) not in stored]
+        if missing:
+            keys = spark.createDataFrame(missing, "merchant_id string, day date")
+            counted = {
+                (row.merchant_id, row.day): row.transactions
+                for row in self.store.transactions_of_merchant_days(keys)
+                .groupBy(*MERCHANT_DAY_KEY)
+                .agg(F.count(F.lit(1)).cast("int").alias("transactions"))
+                .collect()
+            }
+            new = [(merchant, day, counted.get((merchant, day), 0)) for merchant, day in missing]
+            self.store.write_merchant_day_totals(
+                spark.createDataFrame(new, "merchant_id string, day date, transactions int").withColumn(
+                    "counted_at", F.current_timestamp()
+                )
+            )
+            stored.update({(merchant, day): count for merchant, day, count in new})
+        return MerchantTotals(
+            np.array([merchant for merchant, _ in stored], dtype=object),
+            np.array([_day_number(day) for _, day in stored], dtype=np.int64),
+            np.array(list(stored.values()), dtype=np.int64),
+        )
+
+    def _score(
+        self, batch: DataFrame, scoring: Scoring, case_count: int, earliest: datetime, detected_at: str
+    ) -> SimilarityOutcome:
+        since = earliest - timedelta(days=HISTORY_DAYS)
         accounts = batch.select("account_no").distinct()
         scored = scored_transactions(batch, self._events(accounts, since), scoring)
         with computed_once(scored) as held:

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from fraudshop.model.cases import KnownCases, scores_against
 from fraudshop.model.features import CONTEXT_COLUMNS, EVENT_COLUMNS, TRANSACTION_INPUTS, transaction_context
 from fraudshop.model.features import transaction_vectors as vectors_of_context
-from fraudshop.model.risk import RISK_FEATURE_SET, RiskModel, risk_features
+from fraudshop.model.risk import RISK_FEATURE_SET, MerchantTotals, RiskModel, risk_features
 from fraudshop.model.tables import TRANSACTION_KEY
 
 #: The column holding a transaction's vector (array<float>, VECTOR_DIMENSIONS long).
@@ -52,11 +52,14 @@ def transaction_vectors(transactions: DataFrame, events: DataFrame) -> DataFrame
 @dataclass(frozen=True)
 class Scoring:
     """What a batch is scored with: every known case (broadcast), how many nearest cases a similarity
-    score is made of, and the risk model (None before the first training: no probability)."""
+    score is made of, the risk model (None before the first training: no probability), and for the
+    merchants' fraud shares their daily totals (broadcast) and the feedback delay."""
 
     cases: Broadcast[KnownCases]
     nearest: int
     model: RiskModel | None
+    merchant_totals: Broadcast[MerchantTotals]
+    feedback_delay_days: int
 
 
 def scored_transactions(transactions: DataFrame, events: DataFrame, scoring: Scoring) -> DataFrame:
@@ -72,7 +75,14 @@ def _scores_of(batch: pd.DataFrame, context: pd.DataFrame, vectors: np.ndarray, 
     known = scoring.cases.value
     scores = scores_against(vectors, known, scoring.nearest)
     pattern_of = dict(zip(known.case_ids, known.patterns, strict=True))
-    features = risk_features(batch, context, scores.risk_scores, known.confirmed)
+    features = risk_features(
+        batch,
+        context,
+        scores.risk_scores,
+        known.confirmed,
+        scoring.merchant_totals.value,
+        scoring.feedback_delay_days,
+    )
     model = scoring.model if scoring.model is not None and scoring.model.applies_to(RISK_FEATURE_SET) else None
     return pd.DataFrame(
         {

@@ -4,7 +4,7 @@ semantics, so the job's micro-batch logic can be run many times in a property-ba
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -18,6 +18,7 @@ from fraudshop.model.tables import (
     ACCOUNT_HOLDER_COLUMNS,
     CHANGE_COLUMNS,
     MERCHANT_DAY_KEY,
+    MERCHANT_DAY_TOTAL_COLUMNS,
     REJECT_KEY,
     RULE_COLUMNS,
     RULE_HIT_BY_MERCHANT_DAY_KEY,
@@ -52,6 +53,10 @@ _MERCHANT_DAY_TYPES = {"day": DateType(), "tranpostdt": TimestampType(), "amount
 MERCHANT_DAY_SCHEMA = StructType(
     [StructField(name, _MERCHANT_DAY_TYPES.get(name, StringType())) for name in TRANSACTION_BY_MERCHANT_DAY_COLUMNS]
 )
+_TOTAL_TYPES = {"day": DateType(), "transactions": IntegerType(), "counted_at": TimestampType()}
+MERCHANT_DAY_TOTAL_SCHEMA = StructType(
+    [StructField(name, _TOTAL_TYPES.get(name, StringType())) for name in MERCHANT_DAY_TOTAL_COLUMNS]
+)
 DONE_SCHEMA = StructType([StructField("hit_id", StringType()), StructField("done_at", TimestampType())])
 
 
@@ -80,6 +85,7 @@ class InMemoryStore:
         self.cases: list[FraudCase] = []
         self.model: RiskModel | None = None  # the newest risk model, as the job would read it
         self.scores: dict[tuple[Any, ...], dict[str, Any]] = {}  # by transaction key: SCORE_COLUMNS
+        self.totals: dict[tuple[str, date], dict[str, Any]] = {}  # merchant_day_total
 
     def add_rule(self, rule: Rule) -> None:
         self.rules[str(rule.rule_id)] = rule
@@ -209,6 +215,15 @@ class InMemoryStore:
         for row in scores.collect():
             self.scores[tuple(row[name] for name in TRANSACTION_KEY)] = row.asDict()
 
+    def merchant_day_totals(self, merchants: DataFrame, first: date, last: date) -> DataFrame:
+        wanted = {row.merchant_id for row in merchants.select("merchant_id").collect()}
+        rows = [row for (merchant, day), row in self.totals.items() if merchant in wanted and first <= day <= last]
+        return self.spark.createDataFrame([Row(**row) for row in rows], MERCHANT_DAY_TOTAL_SCHEMA)
+
+    def write_merchant_day_totals(self, totals: DataFrame) -> None:
+        for row in totals.collect():
+            self.totals[(row.merchant_id, row.day)] = row.asDict()
+
 
 class InMemoryNotifications:
     """The notifications topic: every message published, repeats included, in order."""
@@ -244,7 +259,7 @@ def detection_processor(
     recent_changes = RecentChanges(store, window_seconds, int(recent.total_seconds()))
     rules = RuleStep(store, notifications) if notifications is not None else None
     similarity = (
-        SimilarityStep(store, notifications, similarity_threshold, 5)
+        SimilarityStep(store, notifications, similarity_threshold, 5, feedback_delay_days=7)
         if notifications is not None and similarity_threshold is not None
         else None
     )

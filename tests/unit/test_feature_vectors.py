@@ -4,7 +4,7 @@ similarity score, the risk features and the fraud probability (model/cases.py, m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from fraudshop.model.features import (
     vectors_of,
 )
 from fraudshop.model.features import transaction_vectors as transaction_vectors_of_context
-from fraudshop.model.risk import RISK_FEATURE_SET, RISK_FEATURES, RiskModel, risk_features
+from fraudshop.model.risk import RISK_FEATURE_SET, RISK_FEATURES, MerchantTotals, RiskModel, risk_features
 from fraudshop.transforms.features import VECTOR, VECTOR_SCHEMA, Scoring, scored_transactions, transaction_vectors
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -91,10 +91,14 @@ def test_an_empty_batch_gives_no_rows(spark: SparkSession) -> None:
     assert transaction_vectors(empty, spark.createDataFrame([], EVENT_SCHEMA)).count() == 0
 
 
+def _day_number(at: datetime) -> int:
+    return (at.date() - date(1970, 1, 1)).days
+
+
 def _a_model(features: int) -> RiskModel:
     rng = np.random.default_rng(3)
     return RiskModel(
-        version="risk-v1@test",
+        version="risk-v2@test",
         feature_set=RISK_FEATURE_SET,
         features=RISK_FEATURES,
         intercept=-4.2,
@@ -141,17 +145,23 @@ def test_the_stream_and_the_plain_functions_give_the_same_scores_risk_features_a
     assert len(known.confirmed) > 0
     model = _a_model(len(RISK_FEATURES)) if with_model else None
     cases = spark.sparkContext.broadcast(known)
+    # Every merchant sold 10 a day, and the frauds (5 days before) are in the windows without a delay.
+    days = np.arange(_day_number(AT) - 40, _day_number(AT) + 1)
+    totals = MerchantTotals(
+        np.array([f"M{n}" for n in range(5) for _ in days], dtype=object), np.tile(days, 5), np.full(5 * len(days), 10)
+    )
     rows = scored_transactions(
         spark.createDataFrame(transactions, TRANSACTION_SCHEMA),
         spark.createDataFrame(events, EVENT_SCHEMA),
-        Scoring(cases, 3, model),
+        Scoring(cases, 3, model, spark.sparkContext.broadcast(totals), 0),
     ).collect()
     by_tranid = {row.tranid: row for row in rows}
     context = transaction_context(transactions, events)
     vectors = transaction_vectors_of_context(transactions, context)
     scores = scores_against(vectors, known, 3)
-    features = risk_features(transactions, context, scores.risk_scores, known.confirmed)
+    features = risk_features(transactions, context, scores.risk_scores, known.confirmed, totals, 0)
     assert features[:, RISK_FEATURES.index("log_merchant_frauds_last_month")].max() > 0  # the frauds count
+    assert features[:, RISK_FEATURES.index("merchant_fraud_share_last_week")].max() > 0
     for index, tranid in enumerate(transactions["tranid"]):
         row = by_tranid[tranid]
         assert row.risk_score == scores.risk_scores[index]
@@ -165,4 +175,4 @@ def test_the_stream_and_the_plain_functions_give_the_same_scores_risk_features_a
             assert row.fraud_probability == model.probabilities(features[index : index + 1])[0]
             stored = np.array([row.risk_features], dtype=np.float32)
             assert row.fraud_probability == model.probabilities(stored)[0]
-            assert row.model_version == "risk-v1@test"
+            assert row.model_version == "risk-v2@test"

@@ -16,7 +16,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from fraudshop.model.features import CONTEXT_COLUMNS, TRANSACTION_INPUTS
-from fraudshop.model.risk import RISK_FEATURE_SET, RISK_FEATURES, ConfirmedFrauds, risk_features
+from fraudshop.model.risk import (
+    RISK_FEATURE_SET,
+    RISK_FEATURES,
+    ConfirmedFrauds,
+    MerchantTotals,
+    fraud_share_days,
+    merchant_fraud_shares,
+    risk_features,
+)
 from fraudshop.pipeline.training import NotEnoughLabels, train_risk_model
 from fraudshop.transforms.training import labelled_transactions, training_window
 
@@ -66,7 +74,7 @@ def test_confirmed_frauds_count_once_known_and_for_a_month_after_they_happened()
         }
     )[list(TRANSACTION_INPUTS)]
     context = pd.DataFrame(np.nan, index=transactions.index, columns=list(CONTEXT_COLUMNS))
-    features = risk_features(transactions, context, np.zeros(3), frauds)
+    features = risk_features(transactions, context, np.zeros(3), frauds, MerchantTotals.none(), 7)
     at_merchant = features[:, RISK_FEATURES.index("log_merchant_frauds_last_month")]
     on_account = features[:, RISK_FEATURES.index("log_account_frauds_last_month")]
     # M1: the first only (the second happened 31 days before, the third is known an hour after).
@@ -75,14 +83,52 @@ def test_confirmed_frauds_count_once_known_and_for_a_month_after_they_happened()
     assert list(np.expm1(on_account).round(6)) == [2.0, 0.0, 2.0]
 
 
+def day_number(at: datetime) -> int:
+    return micros(at) // (86_400 * MICROS)
+
+
+def test_a_merchants_fraud_share_is_of_its_days_ending_the_feedback_delay_before_and_known_frauds_only() -> None:
+    at = datetime(2026, 3, 31, 12, tzinfo=UTC)
+    d = day_number(at)
+
+    def fraud(days_before: int, known_after: timedelta) -> tuple[int, int]:
+        happened = at.replace(hour=9) - timedelta(days=days_before)
+        return micros(happened), micros(happened + known_after)
+
+    happened, known = zip(
+        fraud(8, timedelta(days=7, hours=15)),  # the day before the delay's: in every window
+        fraud(10, timedelta(days=7)),  # in the week's and the month's
+        fraud(20, timedelta(days=30)),  # its label not back yet: never
+        fraud(7, timedelta(hours=1)),  # inside the delay: in no window, though known
+        fraud(8, timedelta(days=1)),  # at another merchant without totals: at most as many as transactions
+        strict=True,
+    )
+    frauds = ConfirmedFrauds(
+        account_nos=np.array(["A"] * 5, dtype=object),
+        merchant_ids=np.array(["M1", "M1", "M1", "M1", "M3"], dtype=object),
+        happened_micros=np.array(happened),
+        known_micros=np.array(known),
+    )
+    totals = MerchantTotals(
+        merchant_ids=np.array(["M1", "M1", "M1", "M1", "M2"], dtype=object),
+        days=np.array([d - 8, d - 10, d - 20, d - 40, d - 8]),
+        transactions=np.array([4, 6, 10, 100, 50]),
+    )
+    merchants = pd.Series(["M1", "M2", None, "M3"], dtype=object)
+    shares = merchant_fraud_shares(merchants, np.full(4, micros(at)), frauds, totals, 7)
+    np.testing.assert_allclose(shares, [[1 / 4, 2 / 10, 2 / 20], [0, 0, 0], [0, 0, 0], [1, 1, 1]])
+    assert fraud_share_days(d, d + 2, 7) == (d - 37, d - 6)
+
+
 def test_features_without_history_are_neutral_and_never_nan() -> None:
     at = datetime(2026, 3, 28, 3, tzinfo=UTC)  # a Saturday night
     transactions = pd.DataFrame([("A", at, "1", 99.0, None, None, None)], columns=list(TRANSACTION_INPUTS))
     context = pd.DataFrame(np.nan, index=transactions.index, columns=list(CONTEXT_COLUMNS))
-    (row,) = risk_features(transactions, context, np.array([0.25]), ConfirmedFrauds.none())
+    (row,) = risk_features(transactions, context, np.array([0.25]), ConfirmedFrauds.none(), MerchantTotals.none(), 7)
     named = dict(zip(RISK_FEATURES, row.tolist(), strict=True))
     assert not np.isnan(row).any()
     assert named["similarity"] == 0.25 and named["log_amount"] == pytest.approx(np.log1p(99.0))
+    assert named["amount"] == 99.0 and named["merchant_fraud_share_last_month"] == 0.0
     assert named["amount_vs_usual"] == 0.0 and named["log_transactions_last_month"] == 0.0
     assert named["profile_change_window"] == 0.0 and named["merchant_is_new"] == 0.5
     assert named["night"] == 1.0 and named["weekend"] == 1.0

@@ -1,7 +1,7 @@
 """The similarity step inside the job's micro-batch, over an in-memory store: every transaction is scored
 and its score stored; a card-testing burst against seeded cases becomes similar_to_fraud hits, announced
 before they are stored, once each (a replayed batch announces nothing again); a case recorded between
-batches counts from the next batch."""
+batches counts from the next batch; a merchant's fraud share counts each of its days once."""
 
 from __future__ import annotations
 
@@ -14,9 +14,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fraudshop.lab.patterns import FraudPattern, PatternInstance, pattern_instances, seeded_pattern_cases
-from fraudshop.model.cases import SIMILARITY_ACTION, SIMILARITY_KIND, SIMILARITY_RULE_ID
+from fraudshop.lab.workload import record_time
+from fraudshop.model.cases import (
+    SIMILARITY_ACTION,
+    SIMILARITY_KIND,
+    SIMILARITY_RULE_ID,
+    CaseLabel,
+    CaseSource,
+    FraudCase,
+)
 from fraudshop.model.features import VECTOR_DIMENSIONS
 from fraudshop.model.records import Transaction
+from fraudshop.model.risk import FRAUD_SHARE_FEATURES, RISK_FEATURES
 from fraudshop.model.rules import hit_id
 from fraudshop.pipeline.metrics import BatchMetrics
 from fraudshop.pipeline.micro_batch import BATCH_TIMESTAMP, MicroBatchProcessor
@@ -122,3 +131,69 @@ def test_nothing_over_the_threshold_runs_no_hit_job_and_stores_every_score(
     assert not notifications.messages and len(store.scores) == len(testing.history)
     assert metrics[-1].cases == len(store.cases) and metrics[-1].similarity_hits == 0
     assert "similarity" in metrics[-1].step_ms
+
+
+def purchase(account_no: str, at: datetime, tranid: str, merchant_id: str) -> Transaction:
+    return {
+        "account_no": account_no,
+        "tranpostdt": record_time(at),
+        "tranid": tranid,
+        "amount": 25.0,
+        "merchant_id": merchant_id,
+        "cardnum": "4000000000000002",
+        "transtat": "POSTED",
+        "trantype": "DEBIT",
+        "tranamt": 25.0,
+    }
+
+
+def test_a_merchants_fraud_share_counts_its_days_once_and_only_for_merchants_with_a_confirmed_fraud(
+    spark: SparkSession,
+) -> None:
+    store, _, process = pipeline(spark)
+    day = datetime(2026, 2, 1, 10, tzinfo=UTC)
+    shop = [purchase(f"ACC-{n}", day + timedelta(minutes=n), f"shop-{n}", "M-SHOP") for n in range(10)]
+    other = [purchase(f"ACC-{n}", day + timedelta(minutes=n), f"other-{n}", "M-OTHER") for n in range(5)]
+    process(kafka_batch(spark, [*shop, *other], 0), 0)
+    # The first purchase at the shop is confirmed a fraud: its label came back after the 7-day delay.
+    store.cases.append(
+        FraudCase(
+            case_id="confirmed-shop-0",
+            vector=tuple([1.0] + [0.0] * (VECTOR_DIMENSIONS - 1)),
+            label=CaseLabel.FRAUD,
+            source=CaseSource.FEEDBACK,
+            pattern=None,
+            recorded_at=day + timedelta(days=7, hours=14),
+            recorded_by="test",
+            account_no="ACC-0",
+            tranpostdt=day,
+            tranid="shop-0",
+            merchant_id="M-SHOP",
+            amount=25.0,
+        )
+    )
+    eight_days_later = day + timedelta(days=8)
+    later = [
+        purchase("ACC-20", eight_days_later, "later-shop", "M-SHOP"),
+        purchase("ACC-21", eight_days_later, "later-other", "M-OTHER"),
+    ]
+    process(kafka_batch(spark, later, 100), 1)
+
+    def shares(tranid: str) -> list[float]:
+        (row,) = (row for key, row in store.scores.items() if key[2] == tranid)
+        return [row["risk_features"][RISK_FEATURES.index(name)] for name in FRAUD_SHARE_FEATURES]
+
+    # The day eight days before is in every window (it ends the delay before the purchase's day): 1 fraud in 10.
+    assert shares("later-shop") == pytest.approx([0.1, 0.1, 0.1])
+    assert shares("later-other") == [0.0, 0.0, 0.0]
+    # Only the merchant with a confirmed fraud is counted, each day of its windows once (0 where it sold nothing).
+    assert {merchant for merchant, _ in store.totals} == {"M-SHOP"}
+    assert len(store.totals) == 30 and store.totals[("M-SHOP", day.date())]["transactions"] == 10
+
+    # A transaction stored for that day only now (later than the delay) is not counted: the day was counted.
+    store.merchant_days[("M-SHOP", day.date(), day, "ACC-99", "late")] = {
+        "merchant_id": "M-SHOP", "day": day.date(), "tranpostdt": day, "account_no": "ACC-99", "tranid": "late",
+        "amount": 1.0,
+    }  # fmt: skip
+    process(kafka_batch(spark, [purchase("ACC-22", eight_days_later, "again-shop", "M-SHOP")], 200), 2)
+    assert shares("again-shop") == pytest.approx([0.1, 0.1, 0.1])

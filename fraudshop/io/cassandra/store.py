@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, partial
 from typing import Any
 
@@ -27,6 +27,7 @@ from fraudshop.model.tables import (
     CHANGE_COLUMNS,
     JOB_PROGRESS_COLUMNS,
     MERCHANT_DAY_KEY,
+    MERCHANT_DAY_TOTAL_COLUMNS,
     PREVIOUS_CUSTOMER,
     RULE_COLUMNS,
     RULE_PARTITION_KEY,
@@ -199,6 +200,18 @@ class CassandraStore:
 
     def write_scores(self, scores: DataFrame) -> None:
         write_cassandra_table(scores, self.keyspace, "transaction")
+
+    def merchant_day_totals(self, merchants: DataFrame, first: date, last: date) -> DataFrame:
+        # The range is on the clustering column: one read per merchant.
+        def in_range(totals: DataFrame) -> DataFrame:
+            return totals.where(F.col("day").between(F.lit(first), F.lit(last)))
+
+        return self._of_partitions("merchant_day_total", merchants.select("merchant_id"), in_range).select(
+            *MERCHANT_DAY_TOTAL_COLUMNS
+        )
+
+    def write_merchant_day_totals(self, totals: DataFrame) -> None:
+        write_cassandra_table(totals, self.keyspace, "merchant_day_total")
 
 
 def _posted_since(transactions: DataFrame, since: datetime) -> DataFrame:

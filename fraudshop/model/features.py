@@ -53,7 +53,8 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "mean_amount_last_month",  # in the HISTORY_DAYS before it
 )
 _SECONDS_PER_DAY = 86_400
-_DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
+#: Microseconds in a day: a UTC day's number is a time's microseconds since the epoch divided by it.
+DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
 _HOUR_MICROS = 3_600 * 1_000_000
 #: Velocity counts saturate at these: transactions in the last hour, in the last day.
 HOUR_LIMIT, DAY_LIMIT = 20, 100
@@ -114,7 +115,7 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
     )
     known_account, change_account = account_codes[: len(known)], account_codes[len(known) :]
     known_at, change_at = micros_since_epoch(known["tranpostdt"]), micros_since_epoch(changes["tranpostdt"])
-    window, hour, day = HISTORY_DAYS * _DAY_MICROS, _HOUR_MICROS, _DAY_MICROS
+    window, hour, day = HISTORY_DAYS * DAY_MICROS, _HOUR_MICROS, DAY_MICROS
     own_at = micros_since_epoch(transactions["tranpostdt"])
     times = np.unique(np.concatenate([known_at, change_at, own_at - window, own_at - hour, own_at - day]))
 
@@ -207,7 +208,7 @@ def utc_seconds_of_day(at_micros: np.ndarray) -> np.ndarray:
 
 def utc_weekday(at_micros: np.ndarray) -> np.ndarray:
     """The UTC weekday (Monday 0) of times in microseconds since the epoch: 1970-01-01 was a Thursday."""
-    return np.asarray((at_micros // _DAY_MICROS + 3) % 7)
+    return np.asarray((at_micros // DAY_MICROS + 3) % 7)
 
 
 def transaction_vectors(transactions: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:

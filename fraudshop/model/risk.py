@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
-from fraudshop.model.features import HISTORY_DAYS, micros_since_epoch, utc_seconds_of_day, utc_weekday
+from fraudshop.model.features import DAY_MICROS, HISTORY_DAYS, micros_since_epoch, utc_seconds_of_day, utc_weekday
 
 #: A merchant's confirmed-fraud share over a window of so many days: each window ends where the transaction's
 #: day less the feedback delay begins (as the handbook's terminal risk), so its labels have come back.
@@ -49,9 +50,9 @@ RISK_FEATURES: tuple[str, ...] = (
 RISK_FEATURE_SET = "risk-v2"
 #: The profile-change window of the original rule: a change at most this long before the transaction.
 PROFILE_CHANGE_WINDOW_SECONDS = 86_400
-_SECONDS_PER_DAY = 86_400
-_DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
-_MONTH_MICROS = HISTORY_DAYS * _DAY_MICROS
+_MONTH_MICROS = HISTORY_DAYS * DAY_MICROS
+#: A day number, or an array of them.
+T = TypeVar("T", int, np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,17 @@ class MerchantTotals:
         return len(self.merchant_ids)
 
 
-def fraud_share_days(first_day: int, last_day: int, feedback_delay_days: int) -> tuple[int, int]:
-    """The days (since the epoch, both included) whose merchant totals the fraud shares of transactions on
-    days ``first_day`` to ``last_day`` read: empty (first > last) when the windows hold no day."""
-    return first_day - feedback_delay_days - max(FRAUD_SHARE_FEATURES.values()), last_day - feedback_delay_days - 1
+def fraud_share_window(day: T, window_days: int, feedback_delay_days: int) -> tuple[T, T]:
+    """The first and last day (both included; day numbers since the epoch, or arrays of them) of a fraud
+    share's window of ``window_days`` for a transaction on ``day``: it ends the day before ``day`` less
+    the feedback delay."""
+    last = day - feedback_delay_days - 1
+    return last - window_days + 1, last
+
+
+def fraud_share_days(day: int, feedback_delay_days: int) -> tuple[int, int]:
+    """Every day whose merchant totals the fraud shares of a transaction on ``day`` read (the longest window)."""
+    return fraud_share_window(day, max(FRAUD_SHARE_FEATURES.values()), feedback_delay_days)
 
 
 def _same_key_runs(keys: pd.Series, of: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -136,14 +144,15 @@ def merchant_fraud_shares(
     """Each transaction's merchant's confirmed-fraud share over each window of :data:`FRAUD_SHARE_FEATURES`
     (columns in that order): of the merchant's transactions on the window's days, the share that are
     confirmed frauds known by the transaction's time. A window of ``w`` days ends the day before the
-    transaction's day less ``feedback_delay_days`` (days ``d - delay - w`` to ``d - delay - 1``). 0 without a
-    merchant, a confirmed fraud or a transaction in the window. ``totals``: the merchants' transactions per
-    day (:class:`MerchantTotals`, at least the days of :func:`fraud_share_days`)."""
+    transaction's day less ``feedback_delay_days`` (:func:`fraud_share_window`: days ``d - delay - w`` to
+    ``d - delay - 1``). 0 without a merchant or a confirmed fraud in the window, and where the totals count
+    fewer transactions than frauds. ``totals``: the merchants' transactions per day (:class:`MerchantTotals`,
+    at least the days of :func:`fraud_share_days`)."""
     shares = np.zeros((len(merchants), len(FRAUD_SHARE_FEATURES)), dtype=np.float64)
     if not len(frauds) or not len(merchants):
         return shares
-    day = at_micros // _DAY_MICROS
-    fraud_day = frauds.happened_micros // _DAY_MICROS
+    day = at_micros // DAY_MICROS
+    fraud_day = frauds.happened_micros // DAY_MICROS
     per_merchant = {
         merchant: (totals.days[rows], totals.transactions[rows])
         for merchant, rows in pd.Series(np.arange(len(totals))).groupby(totals.merchant_ids).indices.items()
@@ -153,15 +162,14 @@ def merchant_fraud_shares(
         known = frauds.known_micros[cases][None, :] <= at_micros[rows][:, None]
         days, counts = per_merchant.get(merchant, (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)))
         for column, window in enumerate(FRAUD_SHARE_FEATURES.values()):
-            last = day[rows] - feedback_delay_days - 1
-            first = last - window + 1
+            first, last = fraud_share_window(day[rows], window, feedback_delay_days)
             in_window = (fraud_day[cases][None, :] >= first[:, None]) & (fraud_day[cases][None, :] <= last[:, None])
             fraud_count = (known & in_window).sum(axis=1)
             counted = ((days[None, :] >= first[:, None]) & (days[None, :] <= last[:, None])) @ counts
-            # A fraud is one of the merchant's transactions: never more frauds than transactions, even where
-            # the totals lack a day (the merchant-day table written after the fraud's label came back).
+            # Fewer transactions than frauds means the totals lack some (a day counted before all of its
+            # transactions were stored): no share rather than a made-up one.
             shares[rows, column] = np.divide(
-                fraud_count, np.maximum(counted, fraud_count), out=np.zeros(len(rows)), where=fraud_count > 0
+                fraud_count, counted, out=np.zeros(len(rows)), where=(fraud_count > 0) & (counted >= fraud_count)
             )
     return shares
 

@@ -7,14 +7,15 @@ transaction whose similarity score reaches the threshold."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from fraudshop.model.features import CHANGE_EVENT, EVENT_COLUMNS, HISTORY_DAYS, TRANSACTION_EVENT
+from fraudshop.model.features import CHANGE_EVENT, DAY_MICROS, EVENT_COLUMNS, HISTORY_DAYS, TRANSACTION_EVENT
 from fraudshop.model.risk import ConfirmedFrauds, MerchantTotals, fraud_share_days
 from fraudshop.model.tables import MERCHANT_DAY_KEY, RULE_HIT_COLUMNS, SCORE_COLUMNS, TRANSACTION_KEY
 from fraudshop.pipeline.held import computed_once
@@ -31,6 +32,16 @@ _EPOCH = date(1970, 1, 1)
 
 def _day_number(day: date) -> int:
     return (day - _EPOCH).days
+
+
+def _by_day(pair: tuple[str | None, int]) -> int:
+    return pair[1]
+
+
+def _any_between(ordered: list[int], first: int, last: int) -> bool:
+    """Whether the sorted ``ordered`` holds a value from ``first`` to ``last``."""
+    position = bisect_left(ordered, first)
+    return position < len(ordered) and ordered[position] <= last
 
 
 @dataclass(frozen=True)
@@ -55,17 +66,28 @@ class SimilarityStep:
     nearest: int
     #: Days after which a transaction's label is back: the merchants' fraud shares end this long before.
     feedback_delay_days: int
+    #: The merchant-day totals the last batch read: they never change once counted.
+    _held_totals: dict[tuple[str, date], int] = field(default_factory=dict, init=False)
 
     def apply(self, batch: DataFrame, detected_at: str) -> SimilarityOutcome:
         """``batch``: the batch's valid transactions, each key once
         (:func:`~fraudshop.transforms.rules.distinct_transactions`), held; ``detected_at``: the column of
         the batch's time they carry."""
         known = self.store.fraud_cases()
-        row = batch.agg(F.min("tranpostdt").alias("earliest"), F.max("tranpostdt").alias("latest")).first()
+        frauds = known.confirmed
+        aggregates = [F.min("tranpostdt").alias("earliest"), F.max(detected_at).alias("batch_at")]
+        if len(frauds):  # the merchant-days a share could need, in the same job
+            at_merchant = F.when(F.col("merchant_id").isNotNull(), F.struct("merchant_id", F.to_date("tranpostdt")))
+            aggregates.append(F.collect_set(at_merchant).alias("merchant_days"))
+        row = batch.agg(*aggregates).first()
         if row is None or row.earliest is None:
             return SimilarityOutcome(len(known), 0, 0)
-        earliest, latest = row.earliest.replace(tzinfo=UTC), row.latest.replace(tzinfo=UTC)
-        totals = self._merchant_totals(batch, known.confirmed, earliest.date(), latest.date())
+        earliest = row.earliest.replace(tzinfo=UTC)
+        totals = (
+            self._merchant_totals(batch.sparkSession, frauds, [tuple(pair) for pair in row.merchant_days], row.batch_at)
+            if len(frauds)
+            else MerchantTotals.none()
+        )
         model = self.store.risk_model()
         context = batch.sparkSession.sparkContext
         cases, merchant_totals = context.broadcast(known), context.broadcast(totals)
@@ -77,36 +99,39 @@ class SimilarityStep:
             merchant_totals.destroy()
 
     def _merchant_totals(
-        self, batch: DataFrame, frauds: ConfirmedFrauds, earliest: date, latest: date
+        self, spark: SparkSession, frauds: ConfirmedFrauds, merchant_days: list[tuple[str, date]], batch_at: datetime
     ) -> MerchantTotals:
-        """The daily totals the batch's merchant fraud shares read: of the batch's merchants with a confirmed
-        fraud (a share is 0 without one), on the days of their windows. Days never counted are counted now
-        from transaction_by_merchant_day and stored, so each merchant-day is read whole once: the windows end
-        the feedback delay before the batch's days, so those days are past (a transaction arriving later
-        than the delay is not counted)."""
-        with_frauds = sorted({merchant for merchant in frauds.merchant_ids if merchant is not None})
-        first, last = (
-            _EPOCH + timedelta(days=day)
-            for day in fraud_share_days(_day_number(earliest), _day_number(latest), self.feedback_delay_days)
-        )
-        if not with_frauds or first > last:
+        """The daily totals the fraud shares of the batch's transactions at ``merchant_days`` (merchant, UTC
+        day) read: at merchants with a confirmed fraud that happened within their windows (a share is 0
+        elsewhere), on the days of those windows, and never after the batch's own day less the delay. Totals
+        never change once counted: held across batches, read from ``merchant_day_total`` when not held, and
+        counted from ``transaction_by_merchant_day`` and stored when not stored yet, so a merchant-day is
+        counted once (a transaction arriving later than the delay after its day is not counted)."""
+        newest = _day_number(batch_at.date()) - self.feedback_delay_days - 1
+        fraud_days: dict[str, list[int]] = {}  # each merchant's confirmed frauds' days, in order
+        for merchant, day in sorted(
+            zip(frauds.merchant_ids, (frauds.happened_micros // DAY_MICROS).tolist(), strict=True), key=_by_day
+        ):
+            if merchant is not None:
+                fraud_days.setdefault(merchant, []).append(day)
+        needed: set[tuple[str, date]] = set()
+        for merchant, day in merchant_days:
+            first, last = fraud_share_days(_day_number(day), self.feedback_delay_days)
+            last = min(last, newest)
+            # Every day of the window, or none: a share's denominator is the sum over all of them.
+            if merchant in fraud_days and _any_between(fraud_days[merchant], first, last):
+                needed.update((merchant, _EPOCH + timedelta(days=number)) for number in range(first, last + 1))
+        if not needed:
             return MerchantTotals.none()
-        spark = batch.sparkSession
-        candidates = spark.createDataFrame([(merchant,) for merchant in with_frauds], "merchant_id string")
-        merchants = [
-            row.merchant_id
-            for row in batch.select("merchant_id").distinct().join(F.broadcast(candidates), "merchant_id").collect()
-        ]
-        if not merchants:
-            return MerchantTotals.none()
-        named = spark.createDataFrame([(merchant,) for merchant in merchants], "merchant_id string")
-        stored = {
-            (row.merchant_id, row.day): row.transactions
-            for row in self.store.merchant_day_totals(named, first, last).collect()
-        }
-        days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
-        missing = [(merchant, day) for merchant in merchants for day in days if (merchant, day) not in stored]
-        if missing:
+        self._held_totals = {key: count for key, count in self._held_totals.items() if key in needed}
+        if unheld := needed - self._held_totals.keys():
+            merchants = spark.createDataFrame(sorted({(merchant,) for merchant, _ in unheld}), "merchant_id string")
+            days = [day for _, day in unheld]
+            stored = self.store.merchant_day_totals(merchants, min(days), max(days)).collect()
+            self._held_totals.update(
+                {(row.merchant_id, row.day): row.transactions for row in stored if (row.merchant_id, row.day) in needed}
+            )
+        if missing := sorted(needed - self._held_totals.keys()):
             keys = spark.createDataFrame(missing, "merchant_id string, day date")
             counted = {
                 (row.merchant_id, row.day): row.transactions
@@ -121,11 +146,12 @@ class SimilarityStep:
                     "counted_at", F.current_timestamp()
                 )
             )
-            stored.update({(merchant, day): count for merchant, day, count in new})
+            self._held_totals.update({(merchant, day): count for merchant, day, count in new})
+        held = self._held_totals
         return MerchantTotals(
-            np.array([merchant for merchant, _ in stored], dtype=object),
-            np.array([_day_number(day) for _, day in stored], dtype=np.int64),
-            np.array(list(stored.values()), dtype=np.int64),
+            np.array([merchant for merchant, _ in held], dtype=object),
+            np.array([_day_number(day) for _, day in held], dtype=np.int64),
+            np.array(list(held.values()), dtype=np.int64),
         )
 
     def _score(

@@ -100,7 +100,7 @@ def test_a_merchants_fraud_share_is_of_its_days_ending_the_feedback_delay_before
         fraud(10, timedelta(days=7)),  # in the week's and the month's
         fraud(20, timedelta(days=30)),  # its label not back yet: never
         fraud(7, timedelta(hours=1)),  # inside the delay: in no window, though known
-        fraud(8, timedelta(days=1)),  # at another merchant without totals: at most as many as transactions
+        fraud(8, timedelta(days=1)),  # at another merchant without totals: no share rather than a made-up one
         strict=True,
     )
     frauds = ConfirmedFrauds(
@@ -110,14 +110,14 @@ def test_a_merchants_fraud_share_is_of_its_days_ending_the_feedback_delay_before
         known_micros=np.array(known),
     )
     totals = MerchantTotals(
-        merchant_ids=np.array(["M1", "M1", "M1", "M1", "M2"], dtype=object),
-        days=np.array([d - 8, d - 10, d - 20, d - 40, d - 8]),
-        transactions=np.array([4, 6, 10, 100, 50]),
+        merchant_ids=np.array(["M1", "M1", "M1", "M1", "M1", "M1", "M2"], dtype=object),
+        days=np.array([d - 7, d - 8, d - 10, d - 20, d - 37, d - 38, d - 8]),  # the month: d - 37 to d - 8
+        transactions=np.array([1000, 4, 6, 10, 5, 1000, 50]),
     )
     merchants = pd.Series(["M1", "M2", None, "M3"], dtype=object)
     shares = merchant_fraud_shares(merchants, np.full(4, micros(at)), frauds, totals, 7)
-    np.testing.assert_allclose(shares, [[1 / 4, 2 / 10, 2 / 20], [0, 0, 0], [0, 0, 0], [1, 1, 1]])
-    assert fraud_share_days(d, d + 2, 7) == (d - 37, d - 6)
+    np.testing.assert_allclose(shares, [[1 / 4, 2 / 10, 2 / 25], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    assert fraud_share_days(d, 7) == (d - 37, d - 8)
 
 
 def test_features_without_history_are_neutral_and_never_nan() -> None:

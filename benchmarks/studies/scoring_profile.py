@@ -10,7 +10,8 @@ transactions posted now over those accounts (the median of ``--repeats`` runs, a
 - ``scores``: the history read, the shuffle bringing each account's rows together and the numpy scoring
   (``mapInPandas``), without writing;
 - ``step``: the whole step as the job runs it: the above, writing the scores to the transaction rows and
-  the hits;
+  the hits; ``step, no hit``: the same with a threshold no score reaches (what the hits cost is the
+  difference);
 - ``transaction write``: writing the batch's transaction rows, the job's first write, for comparison;
 - ``numpy, one core``: the scoring's numpy functions alone, on the driver, over the same rows (over a share
   of the accounts when their history is large, scaled up to the whole batch).
@@ -121,6 +122,10 @@ def inside() -> None:
         config.similarity.nearest_cases,
         config.risk.feedback_delay_days,
     )
+    # The same step with a threshold no score reaches: what the hits cost is the difference.
+    no_hit = SimilarityStep(
+        store, _NoNotifications(), 1.01, config.similarity.nearest_cases, config.risk.feedback_delay_days
+    )
     known = store.fraud_cases()
     cases = spark.sparkContext.broadcast(known)
     totals = spark.sparkContext.broadcast(MerchantTotals.none())
@@ -175,6 +180,7 @@ def inside() -> None:
                 args.repeats,
             ),
             "step": median_seconds(lambda: step.apply(batch, "batch_timestamp"), args.repeats),
+            "step, no hit": median_seconds(lambda: no_hit.apply(batch, "batch_timestamp"), args.repeats),
             "transaction write": median_seconds(
                 lambda: store.write_transactions(batch.drop("batch_timestamp")), args.repeats
             ),
@@ -200,7 +206,7 @@ def outside(arguments: argparse.Namespace) -> None:
     work_dir = Path("results/scoring-profile")
     print(f"{'accounts':>8} {'history':>7} {'batch':>6} {'its accounts':>12} {'rows read':>9}  seconds (median of "
           f"{arguments.repeats})")  # fmt: skip
-    for accounts, history in SCENARIOS:
+    for accounts, history in SCENARIOS[: arguments.scenarios]:
         with scratch_space(config, "profile", work_dir) as (scratch, _):
             result = work_dir / f"profile-{accounts}-{history}.json"
             code = run_job(
@@ -225,4 +231,5 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--batch", type=int, default=20_000, help="transactions in the batch scored")
         parser.add_argument("--repeats", type=int, default=3)
+        parser.add_argument("--scenarios", type=int, default=len(SCENARIOS), help="run the first so many scenarios")
         outside(parser.parse_args())

@@ -116,7 +116,7 @@ def test_a_merchants_fraud_share_is_of_its_days_ending_the_feedback_delay_before
     )
     merchants = pd.Series(["M1", "M2", None, "M3"], dtype=object)
     shares = merchant_fraud_shares(merchants, np.full(4, micros(at)), frauds, totals, 7)
-    np.testing.assert_allclose(shares, [[1 / 4, 2 / 10, 2 / 25], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_allclose(shares, np.array([[1 / 4, 2 / 10, 2 / 25], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))
     assert fraud_share_days(d, 7) == (d - 37, d - 8)
 
 

@@ -12,6 +12,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from fraudshop.config import Config
+from fraudshop.io.cassandra.schema import schema_lacks, stored_columns
+from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.io.cassandra.store import CassandraStore
 from fraudshop.io.checkpoints import move_aside_two_source_checkpoint
 from fraudshop.io.kafka.notifications import KafkaNotifications
@@ -27,6 +29,9 @@ from fraudshop.pipeline.similarity import SimilarityStep
 from fraudshop.pipeline.stream import QUERY_NAME, active_query_id, explain_stream_failure
 
 log = logging.getLogger("fraudshop.job")
+
+#: The exit code when the keyspace lacks a table or column of this version (sysexits' EX_CONFIG).
+SCHEMA_LACKING_EXIT_CODE = 78
 
 
 def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery:
@@ -94,8 +99,23 @@ def start_detection_query(spark: SparkSession, config: Config) -> StreamingQuery
     return query
 
 
+def refuse_an_older_schema(config: Config) -> None:
+    """Exit before the stream starts if the keyspace lacks a table or column of this version: an upgrade
+    not yet applied would otherwise fail its first batch that writes there, possibly much later."""
+    with cassandra_session(config.cassandra) as session:
+        lacking = schema_lacks(stored_columns(session, config.cassandra.keyspace))
+    if lacking:
+        log.error(
+            "keyspace %s lacks %s: run `fraudshop schema apply` (idempotent) with this version, then start the job",
+            config.cassandra.keyspace,
+            "; ".join(lacking),
+        )
+        sys.exit(SCHEMA_LACKING_EXIT_CODE)
+
+
 def main() -> None:
     config, spark = start_job_session("fraudshop detection stream", app_name="fraudshop-detect-fraud")
+    refuse_an_older_schema(config)
     try:
         start_detection_query(spark, config).awaitTermination()
     except StreamingQueryException as error:

@@ -1,6 +1,7 @@
 """`fraudshop schema apply` on a keyspace created by an earlier release: the columns added since
 (the transaction's merchant fields and its similarity score) are added to its tables, and applying
-again changes nothing."""
+again changes nothing. The job refuses to start on such a keyspace before it is applied, naming what
+it lacks."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from datetime import UTC, datetime
 import pytest
 
 from fraudshop.config import Config
-from fraudshop.io.cassandra.schema import apply_schema, schema_statements
+from fraudshop.io.cassandra.schema import apply_schema, schema_lacks, schema_statements, stored_columns
 from fraudshop.io.cassandra.session import cassandra_session
+from fraudshop.jobs.detect_fraud import SCHEMA_LACKING_EXIT_CODE, refuse_an_older_schema
 from fraudshop.model.records import MERCHANT_FIELDS
 from fraudshop.model.tables import SCORE_COLUMNS, TABLES, schema_cql
 
@@ -61,5 +63,27 @@ def test_schema_apply_adds_the_merchant_fields_to_an_existing_transaction_table(
                 for row in session.execute("SELECT tranid, merchant_id, merchant_category, channel FROM transaction")
             }
             assert rows == {"T-old": (None, None, None), "T-new": ("M0001", "5411", "pos")}
+        finally:
+            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_the_job_refuses_an_older_keyspace_until_the_schema_is_applied(
+    isolated_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    keyspace = isolated_config.cassandra.keyspace
+    with cassandra_session(isolated_config.cassandra) as session:
+        try:
+            session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {isolated_config.cassandra.replication}")
+            session.set_keyspace(keyspace)
+            session.execute(transaction_table_before_merchant_fields())
+            with pytest.raises(SystemExit) as refused:
+                refuse_an_older_schema(isolated_config)
+            assert refused.value.code == SCHEMA_LACKING_EXIT_CODE
+            assert "transaction's columns merchant_id" in caplog.text and "table merchant_day_total" in caplog.text
+            assert "run `fraudshop schema apply`" in caplog.text
+
+            apply_schema(session, isolated_config.cassandra)
+            assert schema_lacks(stored_columns(session, keyspace)) == []
+            refuse_an_older_schema(isolated_config)  # returns: the job may start
         finally:
             session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")

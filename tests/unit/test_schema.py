@@ -1,10 +1,11 @@
-"""The CQL file splits into the statements fraudshop applies; every table the job writes exists."""
+"""The CQL file splits into the statements fraudshop applies; every table the job writes exists; an older
+keyspace's lacks are named."""
 
 from __future__ import annotations
 
 import re
 
-from fraudshop.io.cassandra.schema import schema_statements
+from fraudshop.io.cassandra.schema import schema_lacks, schema_statements
 from fraudshop.model.tables import TABLES, schema_cql
 
 
@@ -14,3 +15,14 @@ def test_schema_file_has_one_create_per_table() -> None:
     tables = [created.group(1) for s in statements if (created := re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", s))]
     assert tables == list(TABLES), "bank.cql creates the model's tables, once each, in the model's order"
     assert all("--" not in s and not s.endswith(";") for s in statements)
+
+
+def test_an_older_keyspace_is_told_what_it_lacks_and_a_current_one_nothing() -> None:
+    current = {table: set(columns) for table, columns in TABLES.items()}
+    assert schema_lacks(current) == []
+    older = {table: set(columns) for table, columns in current.items() if table != "merchant_day_total"}
+    older["transaction"] -= {"risk_features", "fraud_probability"}
+    assert schema_lacks(older) == [
+        "transaction's columns risk_features, fraud_probability",
+        "table merchant_day_total",
+    ]

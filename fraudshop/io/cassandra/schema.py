@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 from cassandra.cluster import Session
 
 from fraudshop.config import CassandraConfig
-from fraudshop.model.tables import schema_cql
+from fraudshop.model.tables import TABLES, schema_cql
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +41,26 @@ def apply_schema(session: Session, cassandra: CassandraConfig) -> None:
     for statement in schema_statements(schema_cql()):
         session.execute(statement)
     log.info("schema applied to keyspace %s", cassandra.keyspace)
+
+
+def stored_columns(session: Session, keyspace: str) -> dict[str, set[str]]:
+    """Each table of ``keyspace`` and its columns, as Cassandra has them now."""
+    rows = session.execute(
+        "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s", (keyspace,)
+    )
+    tables: dict[str, set[str]] = {}
+    for row in rows:
+        tables.setdefault(row.table_name, set()).add(row.column_name)
+    return tables
+
+
+def schema_lacks(stored: Mapping[str, set[str]]) -> list[str]:
+    """What a keyspace holding ``stored`` (:func:`stored_columns`) lacks of fraudshop's tables: each table
+    missing, or a table's missing columns (an older schema: ``fraudshop schema apply`` adds them)."""
+    lacking = []
+    for table, columns in TABLES.items():
+        if table not in stored:
+            lacking.append(f"table {table}")
+        elif missing := [column for column in columns if column not in stored[table]]:
+            lacking.append(f"{table}'s columns {', '.join(missing)}")
+    return lacking

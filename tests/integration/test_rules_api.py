@@ -285,10 +285,6 @@ def test_rules_on_the_command_line(cassandra: Session, api_config: Config, capsy
     assert table_sizes(cassandra, keyspace) == [1, 2, 0]
 
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-YESTERDAY = NOW - timedelta(days=1)
-
-
 def hit(tranpostdt: datetime, tranid: str, merchant_id: str, **fields: Any) -> dict[str, Any]:
     row: dict[str, Any] = {name: None for name in RULE_HIT_COLUMNS}
     return {
@@ -320,11 +316,16 @@ def test_hits_are_read_by_customer_and_by_merchant_day(
     client: TestClient, cassandra: Session, api_config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The job writes the hits (not yet): rows written here as it will."""
+    # Taken now, not when the module was imported: the API's default day is today's at the request, and a
+    # suite that crosses midnight UTC must not see yesterday's hits as today's. T2 and T3 are today's.
+    now = datetime.now(UTC).replace(microsecond=0)
+    yesterday = now - timedelta(days=1)
+    midnight = now.replace(hour=0, minute=0, second=0)
     keyspace = api_config.cassandra.keyspace
     hits = [
-        hit(YESTERDAY, "T1", "M-COFFEE"),
-        hit(NOW - timedelta(minutes=2), "T2", "M-COFFEE", amount=75.0),
-        hit(NOW - timedelta(minutes=1), "T3", "M-BOOKS"),
+        hit(yesterday, "T1", "M-COFFEE"),
+        hit(midnight + (now - midnight) / 3, "T2", "M-COFFEE", amount=75.0),
+        hit(midnight + (now - midnight) * 2 / 3, "T3", "M-BOOKS"),
     ]
     for row in hits:
         for table in ("rule_hit", "rule_hit_by_merchant_day"):
@@ -342,12 +343,12 @@ def test_hits_are_read_by_customer_and_by_merchant_day(
     assert tranids("/customers/CUST-BOB/rule-hits") == []
     # The day defaults to today (UTC).
     assert tranids("/merchants/M-COFFEE/rule-hits") == ["T2"]
-    assert tranids(f"/merchants/M-COFFEE/rule-hits?day={YESTERDAY.date()}") == ["T1"]
-    assert tranids(f"/merchants/M-BOOKS/rule-hits?day={NOW.date()}") == ["T3"]
+    assert tranids(f"/merchants/M-COFFEE/rule-hits?day={yesterday.date()}") == ["T1"]
+    assert tranids(f"/merchants/M-BOOKS/rule-hits?day={now.date()}") == ["T3"]
 
     item = client.get("/merchants/M-COFFEE/rule-hits", headers=AUTH).json()["items"][0]
     assert {name: item[name] for name in ("day", "rule_id", "amount", "hit_id", "source_offset")} == {
-        "day": NOW.date().isoformat(),
+        "day": now.date().isoformat(),
         "rule_id": str(uuid.UUID(int=7)),
         "amount": 75.0,
         "hit_id": "T2T2T2T2",
@@ -368,10 +369,10 @@ def test_hits_are_read_by_customer_and_by_merchant_day(
     assert fraudshop_main(["hits", "--customer", "CUST-ALICE", "--limit", "2", *stack]) == 0
     out = capsys.readouterr().out
     assert "T3" in out and "T2" in out and "T1" not in out and "2 hit(s) (more: raise --limit)" in out
-    assert fraudshop_main(["hits", "--merchant", "M-COFFEE", "--day", str(YESTERDAY.date()), *stack]) == 0
+    assert fraudshop_main(["hits", "--merchant", "M-COFFEE", "--day", str(yesterday.date()), *stack]) == 0
     out = capsys.readouterr().out
     assert "T1" in out and "amount 600.00 is over" in out and "1 hit(s)" in out
-    assert fraudshop_main(["hits", "--customer", "CUST-ALICE", "--day", str(YESTERDAY.date()), *stack]) == 2
+    assert fraudshop_main(["hits", "--customer", "CUST-ALICE", "--day", str(yesterday.date()), *stack]) == 2
 
 
 ALICE: dict[str, Any] = {

@@ -6,9 +6,11 @@ it lacks."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from cassandra.cluster import Session
 
 from fraudshop.config import Config
 from fraudshop.io.cassandra.schema import apply_schema, schema_lacks, schema_statements, stored_columns
@@ -29,61 +31,64 @@ def transaction_table_before_merchant_fields() -> str:
     return older
 
 
-def test_schema_apply_adds_the_merchant_fields_to_an_existing_transaction_table(isolated_config: Config) -> None:
+@pytest.fixture
+def older_keyspace(isolated_config: Config) -> Iterator[Session]:
+    """A session in a keyspace as the release before the merchant fields left it (its transaction table
+    only), dropped afterwards."""
     keyspace = isolated_config.cassandra.keyspace
     with cassandra_session(isolated_config.cassandra) as session:
         try:
             session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {isolated_config.cassandra.replication}")
             session.set_keyspace(keyspace)
             session.execute(transaction_table_before_merchant_fields())
-            posted = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-            session.execute(
-                "INSERT INTO transaction (account_no, tranpostdt, tranid, amount) VALUES (%s, %s, %s, %s)",
-                ("ACC-OLD", posted, "T-old", 1.0),
-            )
-
-            apply_schema(session, isolated_config.cassandra)
-            apply_schema(session, isolated_config.cassandra)  # idempotent: the columns are there now
-
-            columns = {
-                row.column_name
-                for row in session.execute(
-                    "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
-                    (keyspace, "transaction"),
-                )
-            }
-            assert columns == set(TABLES["transaction"])
-            session.execute(
-                "INSERT INTO transaction (account_no, tranpostdt, tranid, amount, merchant_id, merchant_category, "
-                "channel) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                ("ACC-NEW", posted, "T-new", 2.0, "M0001", "5411", "pos"),
-            )
-            rows = {
-                row.tranid: (row.merchant_id, row.merchant_category, row.channel)
-                for row in session.execute("SELECT tranid, merchant_id, merchant_category, channel FROM transaction")
-            }
-            assert rows == {"T-old": (None, None, None), "T-new": ("M0001", "5411", "pos")}
+            yield session
         finally:
             session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def test_schema_apply_adds_the_merchant_fields_to_an_existing_transaction_table(
+    isolated_config: Config, older_keyspace: Session
+) -> None:
+    session, keyspace = older_keyspace, isolated_config.cassandra.keyspace
+    posted = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    session.execute(
+        "INSERT INTO transaction (account_no, tranpostdt, tranid, amount) VALUES (%s, %s, %s, %s)",
+        ("ACC-OLD", posted, "T-old", 1.0),
+    )
+
+    apply_schema(session, isolated_config.cassandra)
+    apply_schema(session, isolated_config.cassandra)  # idempotent: the columns are there now
+
+    columns = {
+        row.column_name
+        for row in session.execute(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, "transaction"),
+        )
+    }
+    assert columns == set(TABLES["transaction"])
+    session.execute(
+        "INSERT INTO transaction (account_no, tranpostdt, tranid, amount, merchant_id, merchant_category, "
+        "channel) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        ("ACC-NEW", posted, "T-new", 2.0, "M0001", "5411", "pos"),
+    )
+    rows = {
+        row.tranid: (row.merchant_id, row.merchant_category, row.channel)
+        for row in session.execute("SELECT tranid, merchant_id, merchant_category, channel FROM transaction")
+    }
+    assert rows == {"T-old": (None, None, None), "T-new": ("M0001", "5411", "pos")}
 
 
 def test_the_job_refuses_an_older_keyspace_until_the_schema_is_applied(
-    isolated_config: Config, caplog: pytest.LogCaptureFixture
+    isolated_config: Config, older_keyspace: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
-    keyspace = isolated_config.cassandra.keyspace
-    with cassandra_session(isolated_config.cassandra) as session:
-        try:
-            session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {isolated_config.cassandra.replication}")
-            session.set_keyspace(keyspace)
-            session.execute(transaction_table_before_merchant_fields())
-            with pytest.raises(SystemExit) as refused:
-                refuse_an_older_schema(isolated_config)
-            assert refused.value.code == SCHEMA_LACKING_EXIT_CODE
-            assert "transaction's columns merchant_id" in caplog.text and "table merchant_day_total" in caplog.text
-            assert "run `fraudshop schema apply`" in caplog.text
+    session, keyspace = older_keyspace, isolated_config.cassandra.keyspace
+    with pytest.raises(SystemExit) as refused:
+        refuse_an_older_schema(isolated_config)
+    assert refused.value.code == SCHEMA_LACKING_EXIT_CODE
+    assert "transaction's columns merchant_id" in caplog.text and "table merchant_day_total" in caplog.text
+    assert "run `fraudshop schema apply`" in caplog.text
 
-            apply_schema(session, isolated_config.cassandra)
-            assert schema_lacks(stored_columns(session, keyspace)) == []
-            refuse_an_older_schema(isolated_config)  # returns: the job may start
-        finally:
-            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+    apply_schema(session, isolated_config.cassandra)
+    assert schema_lacks(stored_columns(session, keyspace)) == []
+    refuse_an_older_schema(isolated_config)  # returns: the job may start

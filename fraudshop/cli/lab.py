@@ -71,12 +71,38 @@ def faults(config: Config, args: argparse.Namespace) -> int:
     return 0 if figures["passed"] else 1
 
 
+def bench_authorize(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.lab.bench.authorize import authorize_plan, run_authorize_bench
+    from fraudshop.lab.bench.publish import write_authorize_figures
+    from fraudshop.lab.console import print_table
+
+    result = run_authorize_bench(config, authorize_plan(args), args.output)
+    floor = result["health_floor"]
+    rows = [
+        ["POST /authorize", result["reached_per_s"], *result["latency_ms"].values(), result["api_cpu_ms_per_request"]],
+        ["GET /health", floor["reached_per_s"], *floor["latency_ms"].values(), floor["api_cpu_ms_per_request"]],
+    ]
+    print_table(("route", "reached/s", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "API CPU ms/req"), rows)
+    target = result["target"]
+    print(
+        f"decisions {result['decisions']}; statuses {result['statuses']}; target p99 {target['p99_ms']} ms: "
+        f"{'met' if target['met'] else 'missed'} ({target['value']} ms); figures in {args.output / 'authorize.json'}"
+    )
+    if args.write_benchmarks is not None:
+        write_authorize_figures(args.write_benchmarks, result)
+        print(f"written to {args.write_benchmarks / 'latest.json'} under 'authorize'")
+    return 0
+
+
 def _percentiles(latency: dict[str, float | None] | None) -> str | None:
     return "/".join(str(latency[q]) for q in ("p50", "p95", "p99")) if latency else None
 
 
 def bench(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.lab.bench.publish import update_benchmark_page
+
+    if args.authorize:
+        return bench_authorize(config, args)
 
     if args.update_readme and args.write_benchmarks is None:
         # Only the docs' benchmark table, from the committed figures: no run.

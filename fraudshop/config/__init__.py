@@ -158,6 +158,22 @@ class RiskConfig(_Section):
     max_iterations: Annotated[int, Field(ge=1, le=10_000)]
 
 
+class AuthorizeConfig(_Section):
+    confirm_probability: Annotated[float, Field(gt=0, le=1)]
+    block_probability: Annotated[float, Field(gt=0, le=1)]
+    refresh_seconds: Annotated[float, Field(ge=0.1, le=3600)]
+
+    @model_validator(mode="after")
+    def _block_over_confirm(self) -> AuthorizeConfig:
+        if self.block_probability < self.confirm_probability:
+            raise PydanticCustomError(
+                "block_under_confirm",
+                f"block_probability = {self.block_probability:g} must be at least "
+                f"confirm_probability = {self.confirm_probability:g}",
+            )
+        return self
+
+
 class StackConfig(_Section):
     state_dir: UserPath
     cache_dir: UserPath
@@ -178,6 +194,7 @@ class Config(BaseSettings):
     profiles: ProfilesConfig
     similarity: SimilarityConfig
     risk: RiskConfig
+    authorize: AuthorizeConfig
     stack: StackConfig
 
     def with_settings(self, *settings: str) -> Config:

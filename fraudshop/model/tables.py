@@ -163,6 +163,21 @@ RISK_MODEL_COLUMNS: tuple[str, ...] = (
     "regularization",
 )
 
+#: bank.authorization: each decision of POST /authorize, keyed as its transaction, with the scores the stream
+#: stores with a transaction.
+AUTHORIZATION_COLUMNS: tuple[str, ...] = (
+    *TRANSACTION_KEY,
+    "decided_at",
+    "decision",
+    "customer_id",
+    "amount",
+    "merchant_id",
+    "reason_signals",
+    "reason_kinds",
+    "reason_outcomes",
+    "reasons",
+    *SCORE_COLUMNS,
+)
 #: Every table and its columns, as the schema test checks them.
 TABLES: dict[str, tuple[str, ...]] = {
     "transaction": (*TRANSACTION_COLUMNS, *SCORE_COLUMNS),
@@ -185,6 +200,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "rule_hit_done": RULE_HIT_DONE_COLUMNS,
     "fraud_case": FRAUD_CASE_COLUMNS,
     "risk_model": RISK_MODEL_COLUMNS,
+    "authorization": AUTHORIZATION_COLUMNS,
 }
 #: Each table's primary key, partition key first.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -208,6 +224,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "rule_hit_done": RULE_HIT_DONE_COLUMNS[:1],
     "fraud_case": FRAUD_CASE_KEY,
     "risk_model": RISK_MODEL_KEY,
+    "authorization": TRANSACTION_KEY,
 }
 
 #: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).

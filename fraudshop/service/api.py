@@ -23,7 +23,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from fraudshop.config import Config, ConfigError
+from fraudshop.io.cassandra.authorization import AuthorizationStore
+from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.models import ModelStore
 from fraudshop.io.cassandra.profiles import (
     OutOfOrderUpdate,
     ProfileOutcome,
@@ -55,6 +58,7 @@ from fraudshop.model.rules import (
     parameters_of,
     scope_of,
 )
+from fraudshop.service.authorize import Authorizer, authorize_routes, policy_of
 
 log = logging.getLogger(__name__)
 
@@ -249,16 +253,26 @@ def create_app(config: Config) -> FastAPI:
             app.state.cassandra = session
             app.state.profiles = ProfileStore(session, keyspace, config.profiles.stale_after)
             app.state.rules = RuleStore(session, keyspace)
+            app.state.authorizer = authorizer = Authorizer(
+                AuthorizationStore(session, keyspace),
+                CaseStore(session, keyspace),
+                ModelStore(session, keyspace),
+                policy_of(config),
+                config.authorize.refresh_seconds,
+            )
+            await asyncio.to_thread(authorizer.refresh)
             sweep = asyncio.create_task(sweep_stale_updates(app.state.profiles, config.profiles.sweep_interval_seconds))
+            refresh = asyncio.create_task(authorizer.keep_fresh())
             try:
                 yield
             finally:
                 sweep.cancel()
+                refresh.cancel()
 
     app = FastAPI(
         title="fraudshop API",
-        summary="Record customer profile changes and fraud-prevention rules; read the transactions flagged and the "
-        "rules' hits.",
+        summary="Record customer profile changes and fraud-prevention rules; authorize a transaction before it "
+        "posts; read the transactions flagged and the rules' hits.",
         lifespan=lifespan,
     )
     generated_openapi = app.openapi
@@ -280,6 +294,7 @@ def create_app(config: Config) -> FastAPI:
             )
 
     protected = [Depends(authorized)]
+    app.include_router(authorize_routes(config, protected))
 
     def change_from(account_no: str, customer_id: str, change_type: str, changed_at: datetime | None) -> ProfileChange:
         """Validate every field against the rules the schema cannot express; nothing is written on error."""

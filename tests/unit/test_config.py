@@ -158,6 +158,9 @@ def test_a_missing_or_broken_user_file_is_named(tmp_path: Path) -> None:
         ("cassandra.keyspace=bad-name", "[A-Za-z0-9_]{1,48}"),
         ("cassandra.port=ninety", "valid integer"),
         ("kafka.fail_on_data_loss=maybe", "valid boolean"),
+        ("authorize.confirm_probability=0", "greater than 0"),
+        ("authorize.block_probability=1.5", "less than or equal to 1"),
+        ("authorize.refresh_seconds=0.01", "greater than or equal to 0.1"),
     ],
 )
 def test_each_refused_value_names_key_value_and_what_is_allowed(setting: str, allowed: str) -> None:
@@ -220,6 +223,12 @@ def test_retry_waits_that_reach_the_watchdog_timeout_are_refused(
 def test_retry_waits_under_the_watchdog_timeout_are_accepted(attempts: int, backoff: float, timeout: int) -> None:
     settings = [f"job.batch_attempts={attempts}", f"job.batch_retry_backoff_seconds={backoff}"]
     load_config(overrides=[*settings, f"job.batch_timeout_seconds={timeout}"], environ={})
+
+
+def test_a_block_probability_under_the_confirm_probability_is_refused() -> None:
+    message = refusal("authorize.confirm_probability=0.4", "authorize.block_probability=0.3")
+    assert message == "authorize: block_probability = 0.3 must be at least confirm_probability = 0.4"
+    load_config(overrides=["authorize.confirm_probability=0.4", "authorize.block_probability=0.4"], environ={})
 
 
 SECRETS = {

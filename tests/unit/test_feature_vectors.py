@@ -25,6 +25,7 @@ from fraudshop.model.features import (
 from fraudshop.model.features import transaction_vectors as transaction_vectors_of_context
 from fraudshop.model.risk import RISK_FEATURE_SET, RISK_FEATURES, MerchantTotals, RiskModel, risk_features
 from fraudshop.transforms.features import VECTOR, VECTOR_SCHEMA, Scoring, scored_transactions, transaction_vectors
+from tests.risk_models import a_risk_model
 
 AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TRANSACTION_SCHEMA = (
@@ -96,20 +97,7 @@ def _day_number(at: datetime) -> int:
 
 
 def _a_model(features: int) -> RiskModel:
-    rng = np.random.default_rng(3)
-    return RiskModel(
-        version="risk-v2@test",
-        feature_set=RISK_FEATURE_SET,
-        features=RISK_FEATURES,
-        intercept=-4.2,
-        coefficients=tuple(float(x) for x in rng.normal(size=features)),
-        trained_at=AT,
-        as_of=AT,
-        training_rows=1,
-        training_frauds=1,
-        training_auc=0.5,
-        regularization=0.01,
-    )
+    return a_risk_model(AT, -4.2, np.random.default_rng(3).normal(size=features).tolist())
 
 
 def _known_cases(transactions: pd.DataFrame, events: pd.DataFrame) -> KnownCases:
@@ -175,4 +163,4 @@ def test_the_stream_and_the_plain_functions_give_the_same_scores_risk_features_a
             assert row.fraud_probability == model.probabilities(features[index : index + 1])[0]
             stored = np.array([row.risk_features], dtype=np.float32)
             assert row.fraud_probability == model.probabilities(stored)[0]
-            assert row.model_version == "risk-v2@test"
+            assert row.model_version == model.version

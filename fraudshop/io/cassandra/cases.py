@@ -58,9 +58,7 @@ class CaseStore:
         self._keyspace = keyspace
 
     def _statement(self, cql: str, consistency: int = ConsistencyLevel.LOCAL_QUORUM) -> PreparedStatement:
-        statement = prepared(self._session, cql)
-        statement.consistency_level = consistency
-        return statement
+        return prepared(self._session, cql, consistency)
 
     def record(self, cases: Iterable[FraudCase]) -> int:
         """Write ``cases`` (a case recorded again rewrites its row); return how many."""

@@ -38,8 +38,8 @@ class ModelStore:
         self._keyspace = keyspace
 
     def record(self, model: RiskModel) -> None:
-        insert = prepared(self._session, insert_statement(self._keyspace, "risk_model", RISK_MODEL_COLUMNS))
-        insert.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        cql = insert_statement(self._keyspace, "risk_model", RISK_MODEL_COLUMNS)
+        insert = prepared(self._session, cql, ConsistencyLevel.LOCAL_QUORUM)
         values = {
             "feature_set": model.feature_set,
             "trained_at": model.trained_at,
@@ -59,9 +59,10 @@ class ModelStore:
         """The ``limit`` newest models of ``feature_set``, newest first."""
         columns = ", ".join(RISK_MODEL_COLUMNS)
         select = prepared(
-            self._session, f"SELECT {columns} FROM {self._keyspace}.risk_model WHERE feature_set = ? LIMIT ?"
+            self._session,
+            f"SELECT {columns} FROM {self._keyspace}.risk_model WHERE feature_set = ? LIMIT ?",
+            ConsistencyLevel.LOCAL_QUORUM,
         )
-        select.consistency_level = ConsistencyLevel.LOCAL_QUORUM
         return [_model_of(row) for row in self._session.execute(select, (feature_set, limit))]
 
     def current(self, feature_set: str = RISK_FEATURE_SET) -> RiskModel | None:

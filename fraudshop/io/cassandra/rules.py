@@ -59,9 +59,7 @@ class RuleStore:
         self._keyspace = keyspace
 
     def _statement(self, cql: str) -> PreparedStatement:
-        statement = prepared(self._session, cql)
-        statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-        return statement
+        return prepared(self._session, cql, ConsistencyLevel.LOCAL_QUORUM)
 
     def add(self, definition: RuleDefinition, now: datetime) -> Rule:
         """Store a new rule, in force from ``now``: in ``rule``, ``rule_by_id`` and, for an issuer's

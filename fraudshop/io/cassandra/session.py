@@ -48,13 +48,17 @@ _prepared: weakref.WeakKeyDictionary[Session, dict[str, PreparedStatement]] = we
 _preparing = threading.Lock()
 
 
-def prepared(session: Session, cql: str) -> PreparedStatement:
-    """``cql`` prepared once per session: each ``Session.prepare`` is a round trip to every node."""
+def prepared(session: Session, cql: str, consistency: int | None = None) -> PreparedStatement:
+    """``cql`` prepared once per session: each ``Session.prepare`` is a round trip to every node; run at
+    ``consistency`` when given (a statement's consistency is the same wherever it is used)."""
     with _preparing:
         statements = _prepared.setdefault(session, {})
     if cql not in statements:  # two threads may both prepare it once: harmless
         statements[cql] = session.prepare(cql)
-    return statements[cql]
+    statement = statements[cql]
+    if consistency is not None:
+        statement.consistency_level = consistency
+    return statement
 
 
 def logged_batch() -> BatchStatement:

@@ -69,6 +69,17 @@ def _systems(text: str) -> tuple[str, ...]:
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny run of every system (5-6 minutes on 2 cores)")
     parser.add_argument(
+        "--authorize",
+        action="store_true",
+        help="instead: POST /authorize's latency at --authorize-rate (p50/p95/p99, the rate reached), against "
+        "GET /health's at the same rate; figures under 'authorize' in DIR/latest.json with --write-benchmarks",
+    )
+    parser.add_argument("--authorize-rate", type=float, default=200.0, help="--authorize: requests/s offered")
+    parser.add_argument("--authorize-seconds", type=float, default=60.0, help="--authorize: seconds measured")
+    parser.add_argument(
+        "--authorize-history", type=int, default=30, help="--authorize: stored transactions per account (30 days)"
+    )
+    parser.add_argument(
         "--systems", type=_systems, default=SYSTEM_NAMES, help=f"comma-separated, of: {', '.join(SYSTEM_NAMES)}"
     )
     parser.add_argument(

@@ -33,6 +33,8 @@ from fraudshop.lab.bench.plan import CEILING
 
 #: The key of benchmarks/latest.json holding `fraudshop evaluate`'s detection figures.
 ACCURACY = "accuracy"
+#: Where `fraudshop bench --authorize` puts its figures in latest.json.
+AUTHORIZE = "authorize"
 BENCH_BEGIN = "<!-- bench:begin -->"
 BENCH_END = "<!-- bench:end -->"
 TABLE_TEMPLATE = "benchmark_table.md.j2"
@@ -75,10 +77,11 @@ def write_benchmarks(output: Path, directory: Path, result: Mapping[str, Any]) -
     latest.png, and append its summary to history.jsonl."""
     directory.mkdir(parents=True, exist_ok=True)
     latest = directory / "latest.json"
-    # The detection figures of `fraudshop evaluate` live in the same file: a bench run keeps them.
-    accuracy = json.loads(latest.read_text()).get(ACCURACY) if latest.exists() else None
+    # The figures of `fraudshop evaluate` and `fraudshop bench --authorize` live in the same file: kept.
+    kept = json.loads(latest.read_text()) if latest.exists() else {}
     figures = json.loads((output / "bench.json").read_text())
-    latest.write_text(json.dumps({**figures, ACCURACY: accuracy} if accuracy else figures, indent=2) + "\n")
+    others = {key: kept[key] for key in (ACCURACY, AUTHORIZE) if key in kept}
+    latest.write_text(json.dumps({**figures, **others}, indent=2) + "\n")
     shutil.copyfile(output / "bench.png", directory / "latest.png")
     with (directory / "history.jsonl").open("a") as history:
         history.write(json.dumps(history_line(result)) + "\n")
@@ -220,3 +223,10 @@ def update_benchmark_page(page: Path, latest: Path) -> None:
     """Rewrite ``page``'s benchmark table (docs/benchmark.md's) from the run in ``latest`` (benchmarks/latest.json)."""
     block = render_table_block(json.loads(latest.read_text()))
     page.write_text(with_table_block(page.read_text(), block))
+
+
+def write_authorize_figures(directory: Path, result: Mapping[str, Any]) -> None:
+    """``result`` (with the commit it measured) under :data:`AUTHORIZE` in ``directory/latest.json``, the rest kept."""
+    latest = directory / "latest.json"
+    kept = json.loads(latest.read_text()) if latest.exists() else {}
+    latest.write_text(json.dumps({**kept, AUTHORIZE: {**result, "commit": source_commit()}}, indent=2) + "\n")

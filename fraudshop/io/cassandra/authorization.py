@@ -1,0 +1,179 @@
+"""What POST /authorize reads and writes: the stored state of one transaction's account and merchant, read
+with the driver's asynchronous requests (prepared once, sent side by side), and its decision's row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import ResponseFuture, Session
+from cassandra.query import PreparedStatement
+
+from fraudshop.io.cassandra.schema import insert_statement
+from fraudshop.io.cassandra.session import prepared
+from fraudshop.model.authorization import Authorization, NearCaseOf
+from fraudshop.model.cases import CaseLabel
+from fraudshop.model.changes import as_utc
+from fraudshop.model.rule_evaluation import Txn
+from fraudshop.model.rules import Rule, RuleScope
+from fraudshop.model.tables import AUTHORIZATION_COLUMNS, RULE_COLUMNS, SCORE_COLUMNS
+
+_EPOCH = date(1970, 1, 1)
+
+
+async def rows_of(session: Session, statement: PreparedStatement, values: Sequence[object]) -> list[Any]:
+    """Every row of a prepared statement's result, page by page, without blocking the event loop: the
+    driver's callbacks run on its own threads and hand each page to the loop."""
+    loop = asyncio.get_running_loop()
+    response: ResponseFuture = session.execute_async(statement, values)
+    rows: list[Any] = []
+    while True:
+        page: asyncio.Future[list[Any]] = loop.create_future()
+
+        def deliver(result: list[Any], page: asyncio.Future[list[Any]] = page) -> None:
+            loop.call_soon_threadsafe(_settle, page, result, None)
+
+        def fail(error: BaseException, page: asyncio.Future[list[Any]] = page) -> None:
+            loop.call_soon_threadsafe(_settle, page, None, error)
+
+        response.add_callbacks(deliver, fail)
+        rows.extend(await page)
+        if not response.has_more_pages:
+            return rows
+        response.start_fetching_next_page()
+
+
+def _settle(page: asyncio.Future[list[Any]], result: list[Any] | None, error: BaseException | None) -> None:
+    if page.done():  # the request was cancelled (the client went away)
+        return
+    if error is not None:
+        page.set_exception(error)
+    else:
+        page.set_result(list(result or ()))
+
+
+class AuthorizationStore:
+    """The reads of one authorization and the ``authorization`` table of ``keyspace``."""
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self._session = session
+        self._keyspace = keyspace
+
+    def _rows(self, cql: str, values: Sequence[object], consistency: int = ConsistencyLevel.LOCAL_QUORUM) -> Any:
+        return rows_of(self._session, prepared(self._session, cql, consistency), values)
+
+    async def holder(self, account_no: str) -> str | None:
+        cql = f"SELECT customer_id FROM {self._keyspace}.account_holder WHERE account_no = ?"
+        rows = await self._rows(cql, (account_no,))
+        return rows[0].customer_id if rows else None
+
+    async def rules(self, scope: RuleScope, scope_id: str) -> list[Rule]:
+        cql = f"SELECT {', '.join(RULE_COLUMNS)} FROM {self._keyspace}.rule WHERE scope = ? AND scope_id = ?"
+        return [Rule.from_row(row._asdict()) for row in await self._rows(cql, (scope.value, scope_id))]
+
+    async def history(self, account_no: str, since: datetime) -> list[Txn]:
+        """The account's stored transactions from ``since`` (a row the job only scored has no amount: skipped)."""
+        cql = (
+            f"SELECT account_no, tranpostdt, tranid, amount, merchant_id, merchant_category "
+            f"FROM {self._keyspace}.transaction WHERE account_no = ? AND tranpostdt >= ?"
+        )
+        rows = await self._rows(cql, (account_no, since))
+        return [
+            Txn(row.account_no, as_utc(row.tranpostdt), row.tranid, row.amount, row.merchant_id, row.merchant_category)
+            for row in rows
+            if row.amount is not None
+        ]
+
+    async def changes(self, account_no: str) -> list[tuple[datetime, str]]:
+        cql = f"SELECT last_updated, change_type FROM {self._keyspace}.cust_change WHERE account_no = ?"
+        return [(as_utc(row.last_updated), row.change_type) for row in await self._rows(cql, (account_no,))]
+
+    async def merchant_day(self, merchant_id: str, day: date) -> list[Txn]:
+        """The merchant's stored transactions of ``day`` (their category is not kept there)."""
+        cql = (
+            f"SELECT tranpostdt, account_no, tranid, amount FROM {self._keyspace}.transaction_by_merchant_day "
+            "WHERE merchant_id = ? AND day = ?"
+        )
+        rows = await self._rows(cql, (merchant_id, day))
+        return [Txn(row.account_no, as_utc(row.tranpostdt), row.tranid, row.amount, merchant_id, None) for row in rows]
+
+    async def merchant_totals(self, merchant_id: str, first: int, last: int) -> dict[int, int]:
+        """The merchant's counted days from day number ``first`` to ``last``: {day number: transactions}; a
+        day not counted yet is counted now from its transactions (as the stream does; not stored here)."""
+        cql = (
+            f"SELECT day, transactions FROM {self._keyspace}.merchant_day_total "
+            "WHERE merchant_id = ? AND day >= ? AND day <= ?"
+        )
+        first_day, last_day = _EPOCH + timedelta(days=first), _EPOCH + timedelta(days=last)
+        rows = await self._rows(cql, (merchant_id, first_day, last_day))
+        totals = {(_as_date(row.day) - _EPOCH).days: row.transactions for row in rows}
+        missing = [number for number in range(first, last + 1) if number not in totals]
+        if missing:
+            count = (
+                f"SELECT COUNT(*) AS n FROM {self._keyspace}.transaction_by_merchant_day "
+                "WHERE merchant_id = ? AND day = ?"
+            )
+            counted = await asyncio.gather(
+                *(self._rows(count, (merchant_id, _EPOCH + timedelta(days=number))) for number in missing)
+            )
+            totals.update({number: int(rows[0].n) for number, rows in zip(missing, counted, strict=True)})
+        return totals
+
+    async def nearest(self, vector: Sequence[float], k: int) -> list[NearCaseOf]:
+        """The ``k`` known cases nearest ``vector`` by Cassandra's ANN index (read at ONE, as ANN queries are)."""
+        cql = (
+            f"SELECT case_id, label, pattern, similarity_cosine(vector, ?) AS similarity "
+            f"FROM {self._keyspace}.fraud_case ORDER BY vector ANN OF ? LIMIT ?"
+        )
+        probe = [float(value) for value in vector]
+        rows = await self._rows(cql, (probe, probe, k), ConsistencyLevel.ONE)
+        # Cassandra's similarity_cosine is (1 + cosine) / 2: mapped back.
+        return [
+            NearCaseOf(row.case_id, 2 * float(row.similarity) - 1, row.label == CaseLabel.FRAUD.value, row.pattern)
+            for row in rows
+        ]
+
+    async def record(self, record: dict[str, Any], customer_id: str | None, outcome: Authorization) -> datetime:
+        """Write the decision's row; return its ``decided_at``."""
+        decided_at = datetime.now(UTC)
+        reasons = outcome.reasons
+        values = {
+            "account_no": record["account_no"],
+            "tranpostdt": record["tranpostdt"],
+            "tranid": record["tranid"],
+            "decided_at": decided_at,
+            "decision": outcome.decision.value,
+            "customer_id": customer_id,
+            "amount": record["amount"],
+            "merchant_id": record.get("merchant_id"),
+            "reason_signals": [reason.signal.value for reason in reasons],
+            "reason_kinds": [reason.kind for reason in reasons],
+            "reason_outcomes": [reason.outcome.value for reason in reasons],
+            "reasons": [reason.detail for reason in reasons],
+            **{name: _bound(getattr(outcome, name)) for name in SCORE_COLUMNS},
+        }
+        insert = insert_statement(self._keyspace, "authorization", AUTHORIZATION_COLUMNS)
+        await self._rows(insert, [values[name] for name in AUTHORIZATION_COLUMNS])
+        return decided_at
+
+    async def recorded(self, account_no: str, tranpostdt: datetime, tranid: str) -> Any:
+        """The decision row of a transaction, or None."""
+        cql = (
+            f"SELECT {', '.join(AUTHORIZATION_COLUMNS)} FROM {self._keyspace}.authorization "
+            "WHERE account_no = ? AND tranpostdt = ? AND tranid = ?"
+        )
+        rows = await self._rows(cql, (account_no, tranpostdt, tranid))
+        return rows[0] if rows else None
+
+
+def _bound(value: object) -> object:
+    """A score as the driver binds it: its tuples as lists."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _as_date(value: Any) -> date:
+    """The driver's ``date`` column value (a cassandra.util.Date, or a date)."""
+    return value if isinstance(value, date) else value.date()

@@ -1,0 +1,220 @@
+"""``fraudshop bench --authorize``: POST /authorize's latency at an offered rate, on the local stack.
+
+A scratch keyspace holds the bench's seeded workload (profile changes, rules, known cases) plus a month of
+card history per account and a risk model; ``fraudshop api`` serves it in its own process. Requests are
+sent open-loop (each at its scheduled time, whether or not the earlier ones have been answered), and each
+one's latency runs from its scheduled time to its answer, so a stall delays the requests behind it in the
+figures too. The yardstick, measured in the same run at the same rate: ``GET /health`` (one Cassandra read
+through the same server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
+
+from fraudshop.config import Config
+from fraudshop.io.cassandra.cases import CaseStore
+from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.models import ModelStore
+from fraudshop.io.cassandra.schema import insert_statement
+from fraudshop.lab.bench.run import load_rules
+from fraudshop.lab.bench.workload import Workload
+from fraudshop.lab.scratch import scratch_space
+from fraudshop.lab.stack import stack_up
+from fraudshop.lab.story import start_api
+from fraudshop.lab.workload import synthetic_transactions
+from fraudshop.model.changes import to_cassandra_time
+from fraudshop.model.risk import RISK_FEATURE_SET, RISK_FEATURES, RiskModel, model_version
+from fraudshop.model.tables import TRANSACTION_BY_MERCHANT_DAY_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: The issue's target: p99 at or under this many milliseconds at 200 requests/s.
+TARGET_P99_MS = 10.0
+_TOKEN = "bench-authorize"  # the scratch API's own token: it listens on loopback only
+_HISTORY_COLUMNS = ("account_no", "tranpostdt", "tranid", "amount", "merchant_id", "merchant_category", "channel")
+_QUANTILES = {"p50": 50, "p95": 95, "p99": 99}
+
+
+@dataclass(frozen=True)
+class AuthorizePlan:
+    workload: Workload
+    #: Stored transactions per account, spread over the 30 days before the run.
+    history_per_account: int
+    rate: float  # requests/s offered
+    seconds: float  # measured
+    warmup_seconds: float
+    keep: bool = False
+
+
+def authorize_plan(args: Any) -> AuthorizePlan:
+    if args.smoke:
+        return AuthorizePlan(Workload(100, 10, args.seed, 0, 100, 5), 10, 20.0, 3.0, 2.0, args.keep)
+    workload = Workload(args.accounts, args.changed_every, args.seed, 0, args.rules, args.cases_per_pattern)
+    return AuthorizePlan(
+        workload, args.authorize_history, args.authorize_rate, args.authorize_seconds, args.warmup_seconds, args.keep
+    )
+
+
+def _bench_model(trained_at: datetime, seed: int) -> RiskModel:
+    """A model of the feature set's shape (applying it costs the same whatever its coefficients): seeded small
+    coefficients, the raw amount's scaled to its range, and a low intercept, so most transactions are allowed."""
+    rng = np.random.default_rng(seed)
+    coefficients = [0.001 if name == "amount" else float(rng.normal(0, 0.3)) for name in RISK_FEATURES]
+    return RiskModel(
+        model_version(trained_at), RISK_FEATURE_SET, RISK_FEATURES, -5.0, tuple(coefficients), trained_at, trained_at,
+        0, 0, 0.0, 0.0,
+    )  # fmt: skip
+
+
+def _history(plan: AuthorizePlan, now: datetime) -> Iterator[dict[str, Any]]:
+    """``history_per_account`` transactions per account on average, at random times of the 30 days before ``now``."""
+    rng = random.Random(plan.workload.seed)
+    count = plan.history_per_account * plan.workload.accounts
+    times = iter(sorted(now - timedelta(days=30 * rng.random()) for _ in range(count)))
+    generated = synthetic_transactions(plan.workload.accounts, plan.workload.seed, clock=lambda: next(times))
+    for _ in range(count):
+        yield next(generated)
+
+
+def load_history(session: Session, keyspace: str, plan: AuthorizePlan, now: datetime) -> int:
+    """Store the accounts' past transactions as the job would: by account and by merchant-day."""
+    stored = [
+        {**row, "tranpostdt": datetime.fromisoformat(row["tranpostdt"].replace("Z", "+00:00"))}
+        for row in _history(plan, now)
+    ]
+    for table, columns in (
+        ("transaction", _HISTORY_COLUMNS),
+        ("transaction_by_merchant_day", TRANSACTION_BY_MERCHANT_DAY_COLUMNS),
+    ):
+        insert = session.prepare(insert_statement(keyspace, table, columns))
+        values = [tuple({**row, "day": row["tranpostdt"].date()}[name] for name in columns) for row in stored]
+        execute_concurrent_with_args(session, insert, values, concurrency=64, raise_on_first_error=True)
+    return len(stored)
+
+
+def _request_bodies(plan: AuthorizePlan) -> Iterator[dict[str, Any]]:
+    """Transactions of the same accounts and merchants, posted now (``tranpostdt`` left to the API)."""
+    for record in synthetic_transactions(plan.workload.accounts, plan.workload.seed + 1):
+        yield {name: record[name] for name in _HISTORY_COLUMNS if name != "tranpostdt"}
+
+
+@dataclass
+class _Phase:
+    latencies_ms: list[float]
+    statuses: Counter[int]
+    decisions: Counter[str]
+    seconds: float
+    cpu_seconds: float
+
+
+async def _drive(
+    url: str, route: str, bodies: Iterator[dict[str, Any]] | None, rate: float, seconds: float, api: psutil.Process
+) -> _Phase:
+    """Send ``rate`` requests/s for ``seconds``, open-loop; each latency from its scheduled time."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    decisions: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    headers = {"Authorization": f"Bearer {_TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=30) as client:
+
+        async def one(at: float, body: dict[str, Any] | None) -> None:
+            response = await (client.post(route, json=body) if body is not None else client.get(route))
+            latencies.append((time.perf_counter() - at) * 1000)
+            statuses[response.status_code] += 1
+            if body is not None and response.status_code == 200:
+                decisions[response.json()["decision"]] += 1
+
+        count = int(rate * seconds)
+        cpu_before = api.cpu_times()
+        started = time.perf_counter()
+        tasks = []
+        for number in range(count):
+            at = started + number / rate
+            if (pause := at - time.perf_counter()) > 0:
+                await asyncio.sleep(pause)
+            tasks.append(asyncio.create_task(one(at, next(bodies) if bodies is not None else None)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+        cpu_after = api.cpu_times()
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    return _Phase(latencies, statuses, decisions, elapsed, cpu)
+
+
+def _summary(phase: _Phase, offered: float) -> dict[str, Any]:
+    latencies = np.array(phase.latencies_ms)
+    count = len(latencies)
+    return {
+        "requests": count,
+        "offered_per_s": offered,
+        "reached_per_s": round(count / phase.seconds, 1),
+        "statuses": {str(code): n for code, n in sorted(phase.statuses.items())},
+        "latency_ms": {
+            **{name: round(float(np.percentile(latencies, q)), 2) for name, q in _QUANTILES.items()},
+            "mean": round(float(latencies.mean()), 2),
+            "max": round(float(latencies.max()), 2),
+        },
+        "api_cpu_ms_per_request": round(1000 * phase.cpu_seconds / max(count, 1), 2),
+    }
+
+
+def run_authorize_bench(base_config: Config, plan: AuthorizePlan, output: Path) -> dict[str, Any]:
+    """Seed, serve, drive; return the figures (also written to ``output/authorize.json``)."""
+    output.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    stack_up(base_config)
+    started_at = datetime.now(UTC)
+    with scratch_space(base_config, "bench_authorize", output / "authorize-work", keep=plan.keep) as (config, session):
+        keyspace = config.cassandra.keyspace
+        now = to_cassandra_time(started_at)
+        for change in plan.workload.changes(now):
+            record_profile_change(session, keyspace, change)
+        load_rules(session, keyspace, plan.workload.rule_definitions(), now - timedelta(days=31))
+        cases = CaseStore(session, keyspace).record(plan.workload.known_cases(now))
+        history = load_history(session, keyspace, plan, now)
+        ModelStore(session, keyspace).record(_bench_model(now, plan.workload.seed))
+        log.info("seeded %d known cases and %d stored transactions", cases, history)
+        served = config.with_settings(f"api.token={_TOKEN}", "api.require_token=true")
+        with open(output / "authorize-api.log", "ab") as api_log:
+            api = start_api(served, api_log)
+        try:
+            process = psutil.Process(api.pid)
+            url = f"http://{served.api.host}:{served.api.port}"
+            bodies = _request_bodies(plan)
+            asyncio.run(_drive(url, "/authorize", bodies, plan.rate, plan.warmup_seconds, process))
+            floor = asyncio.run(_drive(url, "/health", None, plan.rate, min(plan.seconds, 20.0), process))
+            measured = asyncio.run(_drive(url, "/authorize", bodies, plan.rate, plan.seconds, process))
+        finally:
+            api.terminate()
+            api.wait(30)
+    figures = _summary(measured, plan.rate)
+    p99 = figures["latency_ms"]["p99"]
+    result = {
+        "benchmark": "fraudshop bench --authorize",
+        "started_at": started_at.isoformat(),
+        **figures,
+        "decisions": dict(sorted(measured.decisions.items())),
+        "health_floor": _summary(floor, plan.rate),
+        "target": {"p99_ms": f"<= {TARGET_P99_MS:g} at {plan.rate:g}/s", "value": p99, "met": p99 <= TARGET_P99_MS},
+        "plan": {**asdict(plan), "workload": asdict(plan.workload)},
+        "stored_transactions": history,
+        "known_cases": cases,
+    }
+    (output / "authorize.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,214 @@
+"""The pre-authorization decision (:mod:`fraudshop.model.authorization`): each signal's reason and outcome,
+the most severe outcome winning, and the stream's own functions giving the vector and the features."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from fraudshop.model.authorization import (
+    Decision,
+    DecisionPolicy,
+    NearCaseOf,
+    Reason,
+    Signal,
+    StoredState,
+    authorize,
+    decision_of,
+    vectorised,
+)
+from fraudshop.model.cases import SIMILARITY_KIND
+from fraudshop.model.features import events_frame, transactions_frame, vectors_of
+from fraudshop.model.risk import RISK_FEATURES, RiskModel
+from fraudshop.model.rule_evaluation import Txn
+from fraudshop.model.rules import AmountOver, MerchantDailyCount, NotifyEveryTransaction, Rule, RuleDefinition
+from tests.risk_models import a_risk_model
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+POLICY = DecisionPolicy(
+    change_window_seconds=86_400,
+    similarity_threshold=0.8,
+    nearest=3,
+    feedback_delay_days=7,
+    confirm_probability=0.2,
+    block_probability=0.5,
+)
+
+
+def rule(definition: RuleDefinition, number: int = 1) -> Rule:
+    return Rule(uuid.UUID(int=number), definition, NOW - timedelta(days=60))
+
+
+def record(amount: float = 25.0, at: datetime = NOW, tranid: str = "T-NEW", merchant: str = "M1") -> dict[str, object]:
+    return {
+        "account_no": "A1",
+        "tranid": tranid,
+        "tranpostdt": at,
+        "amount": amount,
+        "merchant_id": merchant,
+        "merchant_category": "5411",
+        "channel": "pos",
+    }
+
+
+def stored(days_ago: float, amount: float = 20.0, merchant: str = "M1", tranid: str | None = None) -> Txn:
+    at = NOW - timedelta(days=days_ago)
+    return Txn("A1", at, tranid or f"T{days_ago}", amount, merchant, "5411")
+
+
+HISTORY = tuple(stored(days) for days in (0.5, 1.5, 3, 6, 12))
+
+
+def judged(
+    state: StoredState,
+    new: dict[str, object] | None = None,
+    nearest: tuple[NearCaseOf, ...] = (),
+    model: RiskModel | None = None,
+) -> tuple[Decision, tuple[Reason, ...]]:
+    transaction = new or record()
+    outcome = authorize(transaction, state, vectorised(transaction, state), nearest, model, POLICY)
+    return outcome.decision, outcome.reasons
+
+
+def state(**fields: object) -> StoredState:
+    values: dict[str, object] = {"holder": "C1", "rules": (), "history": HISTORY, "changes": ()}
+    values.update(fields)
+    return StoredState(**values)  # type: ignore[arg-type]
+
+
+def model_with(intercept: float) -> RiskModel:
+    return a_risk_model(NOW, intercept)
+
+
+def test_without_a_signal_the_transaction_is_allowed_for_no_reason() -> None:
+    assert judged(state()) == (Decision.ALLOW, ())
+
+
+def test_the_most_severe_outcome_decides() -> None:
+    def reason(outcome: Decision) -> Reason:
+        return Reason(Signal.RULE, "amount_over", outcome, "")
+
+    assert decision_of([reason(Decision.ALLOW), reason(Decision.BLOCK), reason(Decision.CONFIRM)]) is Decision.BLOCK
+    assert decision_of([reason(Decision.ALLOW), reason(Decision.CONFIRM)]) is Decision.CONFIRM
+    assert decision_of([]) is Decision.ALLOW
+
+
+def test_an_issuers_amount_cap_asks_the_customer_to_confirm() -> None:
+    cap = rule(AmountOver(customer_id="C1", amount_limit=100.0))
+    decision, reasons = judged(state(rules=(cap,)), record(amount=150.0))
+    assert decision is Decision.CONFIRM
+    (reason,) = reasons
+    assert (reason.signal, reason.kind, reason.rule_id, reason.action) == (
+        Signal.RULE,
+        "amount_over",
+        str(cap.rule_id),
+        "confirm_customer",
+    )
+    assert (reason.value, reason.limit) == (150.0, 100.0)
+    assert reason.detail == "amount 150.00 is over the customer's limit of 100.00"
+    assert judged(state(rules=(cap,)), record(amount=100.0)) == (Decision.ALLOW, ())
+
+
+def test_another_customers_rule_does_not_apply() -> None:
+    cap = rule(AmountOver(customer_id="C2", amount_limit=1.0))
+    assert judged(state(rules=(cap,)), record(amount=150.0)) == (Decision.ALLOW, ())
+
+
+def test_a_notification_rule_lets_the_transaction_through_with_its_reason() -> None:
+    decision, reasons = judged(state(rules=(rule(NotifyEveryTransaction(customer_id="C1")),)))
+    assert decision is Decision.ALLOW
+    assert [(reason.kind, reason.outcome) for reason in reasons] == [("notify_every_transaction", Decision.ALLOW)]
+
+
+def test_a_merchants_daily_count_fires_on_the_transaction_that_crosses_it_only() -> None:
+    busy = rule(MerchantDailyCount(merchant_id="M1", amount_above=10.0, count_limit=2), 2)
+    today = NOW.replace(hour=0)
+    day_of = [Txn(f"B{n}", today + timedelta(hours=n), f"D{n}", 50.0, "M1", None) for n in range(1, 3)]
+    earlier = HISTORY[1:]  # none today
+    decision, reasons = judged(state(rules=(busy,), history=earlier, merchant_day=tuple(day_of)))
+    assert decision is Decision.ALLOW  # the acquirer is notified; the card is not held
+    assert [(reason.kind, reason.value, reason.limit) for reason in reasons] == [("merchant_daily_count", 3.0, 2.0)]
+    crossed = (*day_of, Txn("B3", today + timedelta(hours=3), "D3", 50.0, "M1", None))
+    assert judged(state(rules=(busy,), history=earlier, merchant_day=crossed)) == (Decision.ALLOW, ())
+
+
+def test_a_profile_change_within_the_window_asks_for_a_confirmation() -> None:
+    changes = ((NOW - timedelta(hours=30), "phone"), (NOW - timedelta(hours=3), "email"))
+    decision, reasons = judged(state(changes=changes))
+    assert decision is Decision.CONFIRM
+    (reason,) = reasons
+    assert (reason.signal, reason.kind, reason.value, reason.limit) == (
+        Signal.PROFILE_CHANGE,
+        "profile_change",
+        3.0,
+        24.0,
+    )
+    assert reason.detail.startswith("email changed on the profile 3.0 h before")
+    assert judged(state(changes=changes[:1])) == (Decision.ALLOW, ())
+    # A change after the transaction is not in its window.
+    assert judged(state(changes=((NOW + timedelta(minutes=1), "email"),))) == (Decision.ALLOW, ())
+
+
+def test_similarity_to_known_fraud_over_the_threshold_asks_for_a_confirmation() -> None:
+    close = (
+        NearCaseOf("case-1", 0.99, True, "card_testing"),
+        NearCaseOf("case-2", 0.97, True, "card_testing"),
+        NearCaseOf("case-3", 0.95, True, "account_takeover"),
+    )
+    decision, reasons = judged(state(), nearest=close)
+    assert decision is Decision.CONFIRM
+    (reason,) = reasons
+    assert (reason.signal, reason.kind, reason.limit) == (Signal.SIMILARITY, SIMILARITY_KIND, 0.8)
+    assert reason.value == pytest.approx((0.99 + 0.97 + 0.95) / 3)
+    assert "nearest case: card_testing, cosine 0.99" in reason.detail
+    # Near genuine cases, or fraud ones not that near: no reason.
+    genuine = tuple(NearCaseOf(case.case_id, case.cosine, False, None) for case in close)
+    assert judged(state(), nearest=genuine) == (Decision.ALLOW, ())
+    assert judged(state(), nearest=(NearCaseOf("case-1", 0.99, True, "x"), NearCaseOf("g", 0.9, False, None))) == (
+        Decision.ALLOW,
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    ("intercept", "expected"),
+    [(-5.0, Decision.ALLOW), (-1.0, Decision.CONFIRM), (0.5, Decision.BLOCK)],
+)
+def test_the_risk_models_probability_confirms_or_blocks(intercept: float, expected: Decision) -> None:
+    model = model_with(intercept)  # every coefficient 0: the probability is the intercept's logistic
+    transaction = record()
+    outcome = authorize(transaction, state(), vectorised(transaction, state()), (), model, POLICY)
+    assert outcome.fraud_probability == pytest.approx(1 / (1 + np.exp(-intercept)))
+    assert outcome.model_version == model.version
+    assert outcome.decision is expected
+    assert [reason.kind for reason in outcome.reasons] == ([] if expected is Decision.ALLOW else ["fraud_probability"])
+
+
+def test_without_a_model_there_is_no_probability_and_nothing_blocks() -> None:
+    transaction = record(amount=9_999.0)
+    outcome = authorize(transaction, state(), vectorised(transaction, state()), (), None, POLICY)
+    assert (outcome.fraud_probability, outcome.model_version, outcome.decision) == (None, None, Decision.ALLOW)
+    assert len(outcome.risk_features) == len(RISK_FEATURES)
+
+
+def test_the_vector_is_the_streams_for_the_same_transaction_and_history() -> None:
+    changes = ((NOW - timedelta(hours=5), "email"),)
+    transaction = record()
+    mine = vectorised(transaction, state(changes=changes)).vector
+    history = transactions_frame(
+        [
+            {
+                "account_no": t.account_no,
+                "tranpostdt": t.tranpostdt,
+                "tranid": t.tranid,
+                "amount": t.amount,
+                "merchant_id": t.merchant_id,
+            }
+            for t in HISTORY
+        ]
+    )
+    theirs = vectors_of(transactions_frame([transaction]), events_frame(history, [("A1", at) for at, _ in changes]))
+    np.testing.assert_array_equal(mine, theirs[0])

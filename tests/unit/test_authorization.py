@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from fraudshop.config import load_config
 from fraudshop.model.authorization import (
     Decision,
     DecisionPolicy,
@@ -25,6 +26,7 @@ from fraudshop.model.features import events_frame, transactions_frame, vectors_o
 from fraudshop.model.risk import RISK_FEATURES, RiskModel
 from fraudshop.model.rule_evaluation import Txn
 from fraudshop.model.rules import AmountOver, MerchantDailyCount, NotifyEveryTransaction, Rule, RuleDefinition
+from fraudshop.service.api import create_app
 from tests.risk_models import a_risk_model
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -212,3 +214,14 @@ def test_the_vector_is_the_streams_for_the_same_transaction_and_history() -> Non
     )
     theirs = vectors_of(transactions_frame([transaction]), events_frame(history, [("A1", at) for at, _ in changes]))
     np.testing.assert_array_equal(mine, theirs[0])
+
+
+def test_the_api_schema_documents_authorize_with_the_models_decisions_and_signals() -> None:
+    schema = create_app(load_config(overrides=["api.token=t"], environ={})).openapi()
+    route = schema["paths"]["/authorize"]["post"]
+    assert route["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/TransactionIn")
+    assert route["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/AuthorizationOut")
+    schemas = schema["components"]["schemas"]
+    assert schemas["Decision"]["enum"] == [decision.value for decision in Decision]
+    assert schemas["Signal"]["enum"] == [signal.value for signal in Signal]
+    assert set(schemas["TransactionIn"]["required"]) == {"account_no", "tranid", "amount"}

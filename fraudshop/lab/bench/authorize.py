@@ -108,7 +108,20 @@ def load_history(session: Session, keyspace: str, plan: AuthorizePlan, now: date
     return len(stored)
 
 
-def _request_bodies(plan: AuthorizePlan) -> Iterator[dict[str, Any]]:
+def seed_authorize_state(session: Session, keyspace: str, plan: AuthorizePlan, now: datetime) -> tuple[int, int]:
+    """The workload's profile changes, rules and known cases, a month of history, a model; return how many
+    cases and stored transactions."""
+    for change in plan.workload.changes(now):
+        record_profile_change(session, keyspace, change)
+    load_rules(session, keyspace, plan.workload.rule_definitions(), now - timedelta(days=31))
+    cases = CaseStore(session, keyspace).record(plan.workload.known_cases(now))
+    history = load_history(session, keyspace, plan, now)
+    ModelStore(session, keyspace).record(_bench_model(now, plan.workload.seed))
+    log.info("seeded %d known cases and %d stored transactions", cases, history)
+    return cases, history
+
+
+def request_bodies(plan: AuthorizePlan) -> Iterator[dict[str, Any]]:
     """Transactions of the same accounts and merchants, posted now (``tranpostdt`` left to the API)."""
     for record in synthetic_transactions(plan.workload.accounts, plan.workload.seed + 1):
         yield {name: record[name] for name in _HISTORY_COLUMNS if name != "tranpostdt"}
@@ -181,22 +194,14 @@ def run_authorize_bench(base_config: Config, plan: AuthorizePlan, output: Path) 
     stack_up(base_config)
     started_at = datetime.now(UTC)
     with scratch_space(base_config, "bench_authorize", output / "authorize-work", keep=plan.keep) as (config, session):
-        keyspace = config.cassandra.keyspace
-        now = to_cassandra_time(started_at)
-        for change in plan.workload.changes(now):
-            record_profile_change(session, keyspace, change)
-        load_rules(session, keyspace, plan.workload.rule_definitions(), now - timedelta(days=31))
-        cases = CaseStore(session, keyspace).record(plan.workload.known_cases(now))
-        history = load_history(session, keyspace, plan, now)
-        ModelStore(session, keyspace).record(_bench_model(now, plan.workload.seed))
-        log.info("seeded %d known cases and %d stored transactions", cases, history)
+        cases, history = seed_authorize_state(session, config.cassandra.keyspace, plan, to_cassandra_time(started_at))
         served = config.with_settings(f"api.token={_TOKEN}", "api.require_token=true")
         with open(output / "authorize-api.log", "ab") as api_log:
             api = start_api(served, api_log)
         try:
             process = psutil.Process(api.pid)
             url = f"http://{served.api.host}:{served.api.port}"
-            bodies = _request_bodies(plan)
+            bodies = request_bodies(plan)
             asyncio.run(_drive(url, "/authorize", bodies, plan.rate, plan.warmup_seconds, process))
             floor = asyncio.run(_drive(url, "/health", None, plan.rate, min(plan.seconds, 20.0), process))
             measured = asyncio.run(_drive(url, "/authorize", bodies, plan.rate, plan.seconds, process))

@@ -15,7 +15,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from fraudshop.model.cases import SIMILARITY_KIND, risk_scores
+from fraudshop.model.cases import SIMILARITY_ACTION, SIMILARITY_KIND, SIMILARITY_RULE_ID, risk_scores
 from fraudshop.model.features import (
     CHANGE_EVENT,
     DAY_MICROS,
@@ -210,7 +210,7 @@ def authorize(
     stored ``state``, its ``transaction`` vector (:func:`vectorised`) and the known cases ``nearest`` it."""
     txn = as_txn(record)
     reasons = [*_rule_reasons(txn, state), *_change_reasons(txn, state, policy)]
-    cosines = np.full((1, policy.nearest), np.nan)
+    cosines = np.full((1, policy.nearest), np.nan, dtype=np.float32)  # the stream's exact search's precision
     is_fraud = np.zeros((1, policy.nearest), dtype=bool)
     ranked = sorted(nearest, key=lambda case: -case.cosine)[: policy.nearest]
     for column, case in enumerate(ranked):
@@ -242,7 +242,8 @@ def authorize(
 def _rule_reasons(txn: Txn, state: StoredState) -> list[Reason]:
     """The rules' hits on ``txn`` itself, as the stream's engine would find them were it in a batch of its
     own: a merchant's daily count fires on the transaction that crosses it."""
-    stored = {known.key: known for known in (*state.history, *state.merchant_day)}
+    # The account's own rows last: a merchant-day row of the same transaction lacks its category.
+    stored = {known.key: known for known in (*state.merchant_day, *state.history)}
     holders = {} if state.holder is None else {txn.account_no: state.holder}
     hits = judge_batch([txn], stored, state.rules, holders, done=set())
     reasons = []
@@ -284,7 +285,16 @@ def _similarity_reason(score: float, threshold: float, nearest: NearCaseOf) -> R
         f"similar to known fraud: score {score:.2f} over {threshold:.2f} "
         f"(nearest case: {nearest.pattern}, cosine {nearest.cosine:.2f})"
     )
-    return Reason(Signal.SIMILARITY, SIMILARITY_KIND, Decision.CONFIRM, detail, score, threshold)
+    return Reason(
+        Signal.SIMILARITY,
+        SIMILARITY_KIND,
+        Decision.CONFIRM,
+        detail,
+        score,
+        threshold,
+        str(SIMILARITY_RULE_ID),
+        SIMILARITY_ACTION,
+    )
 
 
 def _probability_reason(probability: float, policy: DecisionPolicy, version: str) -> Reason:

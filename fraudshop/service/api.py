@@ -261,6 +261,7 @@ def create_app(config: Config) -> FastAPI:
                 config.authorize.refresh_seconds,
             )
             await asyncio.to_thread(authorizer.refresh)
+            await asyncio.to_thread(authorizer.store.prepare)
             sweep = asyncio.create_task(sweep_stale_updates(app.state.profiles, config.profiles.sweep_interval_seconds))
             refresh = asyncio.create_task(authorizer.keep_fresh())
             try:

@@ -140,7 +140,7 @@ class Authorizer:
             await asyncio.sleep(self.refresh_seconds)
             try:
                 await asyncio.to_thread(self.refresh)
-            except CASSANDRA_UNAVAILABLE as error:
+            except Exception as error:  # Cassandra restarting, a row it cannot read: the next refresh tries again
                 log.warning("could not re-read the known cases and the model, keeping the last ones: %s", error)
 
     async def state_of(self, record: dict[str, Any], frauds: ConfirmedFrauds) -> StoredState:
@@ -223,7 +223,8 @@ def authorize_routes(config: Config, protected: list[Any]) -> APIRouter:
             decided_at = await judge.store.record(record, state.holder, outcome)
         except CASSANDRA_UNAVAILABLE as error:
             log.warning("authorization of %s/%s not decided: %s", record["account_no"], record["tranid"], error)
-            detail = f"Cassandra is unavailable ({error}): nothing was decided, try again"
+            # The row may be written or not: deciding the same transaction again rewrites it.
+            detail = f"Cassandra is unavailable ({error}): no decision was returned, try again"
             raise HTTPException(503, detail=detail) from None
         return AuthorizationOut(
             decision=outcome.decision,

@@ -53,6 +53,14 @@ RULES: tuple[dict[str, Any], ...] = (
 )
 
 
+#: A hit's or a reason's kind, rule id, evidence value and limit (to 4 places: the API's figures travel as JSON).
+Evidence = tuple[str, str | None, float | None, float | None]
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 @pytest.fixture
 def api(isolated_config: Config, cassandra: Session) -> Iterator[TestClient]:
     settings = (f"api.token={API_TOKEN}", "authorize.refresh_seconds=0.2")
@@ -159,15 +167,17 @@ def test_authorize_gives_the_streams_reasons_and_scores(
     days = {datetime.fromisoformat(answer["tranpostdt"]).date() for answer in answers.values()}
     merchants = {merchant for _, merchant, _ in SEQUENCE}
 
-    def job_hits() -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {tranid: set() for tranid in answers}
+    def job_hits() -> dict[str, set[Evidence]]:
+        found: dict[str, set[Evidence]] = {tranid: set() for tranid in answers}
         for merchant in merchants:
             for day in days:
                 for row in cassandra.execute(
-                    f"SELECT tranid, kind FROM {keyspace}.rule_hit_by_merchant_day WHERE merchant_id = %s AND day = %s",
+                    "SELECT tranid, kind, rule_id, evidence_value, evidence_limit "
+                    f"FROM {keyspace}.rule_hit_by_merchant_day WHERE merchant_id = %s AND day = %s",
                     (merchant, day),
                 ):
-                    found.setdefault(row.tranid, set()).add(row.kind)
+                    evidence = (row.kind, str(row.rule_id), _rounded(row.evidence_value), _rounded(row.evidence_limit))
+                    found.setdefault(row.tranid, set()).add(evidence)
         return found
 
     def flagged() -> set[str]:
@@ -177,8 +187,12 @@ def test_authorize_gives_the_streams_reasons_and_scores(
             for row in cassandra.execute(f"SELECT tranid FROM {keyspace}.cust_fraud_by_day WHERE day = %s", (day,))
         }
 
-    def reasons_of(answer: dict[str, Any]) -> set[str]:
-        return {reason["kind"] for reason in answer["reasons"] if reason["signal"] in ("rule", "similarity")}
+    def reasons_of(answer: dict[str, Any]) -> set[Evidence]:
+        return {
+            (reason["kind"], reason["rule_id"], _rounded(reason["value"]), _rounded(reason["limit"]))
+            for reason in answer["reasons"]
+            if reason["signal"] in ("rule", "similarity")
+        }
 
     expected = {tranid: reasons_of(answer) for tranid, answer in answers.items()}
     wait_until(lambda: job_hits() == expected, 60, "the job's hits to be the API's reasons", interval=0.5)
@@ -188,9 +202,10 @@ def test_authorize_gives_the_streams_reasons_and_scores(
     wait_until(lambda: flagged() == changed, 30, "the job's alerts to be the API's profile-change reasons")
 
     # What the sequence is there for did happen.
-    assert {"new_merchant"} <= expected["T-1"] and "new_merchant" not in expected["T-3"]
-    assert {"amount_over", "merchant_amount_over", "new_merchant"} <= expected["T-4"]
-    assert "merchant_daily_count" in expected["T-7"] and "merchant_daily_count" not in expected["T-8"]
+    kinds = {tranid: {kind for kind, *_ in evidence} for tranid, evidence in expected.items()}
+    assert {"new_merchant"} <= kinds["T-1"] and "new_merchant" not in kinds["T-3"]
+    assert {"amount_over", "merchant_amount_over", "new_merchant"} <= kinds["T-4"]
+    assert "merchant_daily_count" in kinds["T-7"] and "merchant_daily_count" not in kinds["T-8"]
     assert changed == {"T-5", "T-6", "T-8"}
     decisions = {tranid: answer["decision"] for tranid, answer in answers.items()}
     assert decisions["T-4"] in ("confirm", "block") and decisions["T-5"] in ("confirm", "block")

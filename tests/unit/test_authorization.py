@@ -25,7 +25,14 @@ from fraudshop.model.cases import SIMILARITY_KIND
 from fraudshop.model.features import events_frame, transactions_frame, vectors_of
 from fraudshop.model.risk import RISK_FEATURES, RiskModel
 from fraudshop.model.rule_evaluation import Txn
-from fraudshop.model.rules import AmountOver, MerchantDailyCount, NotifyEveryTransaction, Rule, RuleDefinition
+from fraudshop.model.rules import (
+    AmountOver,
+    MerchantDailyCount,
+    MerchantMonthlyCap,
+    NotifyEveryTransaction,
+    Rule,
+    RuleDefinition,
+)
 from fraudshop.service.api import create_app
 from tests.risk_models import a_risk_model
 
@@ -135,6 +142,17 @@ def test_a_merchants_daily_count_fires_on_the_transaction_that_crosses_it_only()
     assert [(reason.kind, reason.value, reason.limit) for reason in reasons] == [("merchant_daily_count", 3.0, 2.0)]
     crossed = (*day_of, Txn("B3", today + timedelta(hours=3), "D3", 50.0, "M1", None))
     assert judged(state(rules=(busy,), history=earlier, merchant_day=crossed)) == (Decision.ALLOW, ())
+
+
+def test_a_category_cap_counts_the_accounts_own_rows_not_their_merchant_day_copies() -> None:
+    # A daily-count rule reads the merchant's day too: its copy of the account's own row has no category.
+    cap = rule(MerchantMonthlyCap(customer_id="C1", amount_limit=30.0, capped_merchant_category="5411"), 3)
+    busy = rule(MerchantDailyCount(merchant_id="M1", amount_above=1_000.0, count_limit=100), 4)
+    today = stored(0.1, amount=20.0)
+    copy = Txn(today.account_no, today.tranpostdt, today.tranid, today.amount, "M1", None)
+    decision, reasons = judged(state(rules=(cap, busy), history=(today,), merchant_day=(copy,)), record(amount=15.0))
+    assert decision is Decision.CONFIRM
+    assert [(reason.kind, reason.value) for reason in reasons] == [("merchant_monthly_cap", 35.0)]
 
 
 def test_a_profile_change_within_the_window_asks_for_a_confirmation() -> None:

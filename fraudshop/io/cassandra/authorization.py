@@ -29,107 +29,109 @@ async def rows_of(session: Session, statement: PreparedStatement, values: Sequen
     driver's callbacks run on its own threads and hand each page to the loop."""
     loop = asyncio.get_running_loop()
     response: ResponseFuture = session.execute_async(statement, values)
+    # The driver keeps its callbacks for every page: registered once, they settle the page awaited now.
+    waiting: list[asyncio.Future[list[Any]]] = []
+
+    def settle(result: list[Any] | None, error: BaseException | None) -> None:
+        page = waiting[-1]
+        if page.done():  # cancelled: the client went away
+            return
+        if error is not None:
+            page.set_exception(error)
+        else:
+            page.set_result(list(result or ()))
+
     rows: list[Any] = []
+    waiting.append(loop.create_future())
+    response.add_callbacks(
+        lambda result: loop.call_soon_threadsafe(settle, result, None),
+        lambda error: loop.call_soon_threadsafe(settle, None, error),
+    )
     while True:
-        page: asyncio.Future[list[Any]] = loop.create_future()
-
-        def deliver(result: list[Any], page: asyncio.Future[list[Any]] = page) -> None:
-            loop.call_soon_threadsafe(_settle, page, result, None)
-
-        def fail(error: BaseException, page: asyncio.Future[list[Any]] = page) -> None:
-            loop.call_soon_threadsafe(_settle, page, None, error)
-
-        response.add_callbacks(deliver, fail)
-        rows.extend(await page)
+        rows.extend(await waiting[-1])
         if not response.has_more_pages:
             return rows
+        waiting.append(loop.create_future())
         response.start_fetching_next_page()
 
 
-def _settle(page: asyncio.Future[list[Any]], result: list[Any] | None, error: BaseException | None) -> None:
-    if page.done():  # the request was cancelled (the client went away)
-        return
-    if error is not None:
-        page.set_exception(error)
-    else:
-        page.set_result(list(result or ()))
-
-
 class AuthorizationStore:
-    """The reads of one authorization and the ``authorization`` table of ``keyspace``."""
+    """The reads of one authorization and the ``authorization`` table of ``keyspace``. :meth:`prepare` prepares
+    every statement before serving: preparing is a blocking round trip, not one for the event loop."""
 
     def __init__(self, session: Session, keyspace: str) -> None:
         self._session = session
-        self._keyspace = keyspace
+        ks = keyspace
+        self._statements = {
+            "holder": f"SELECT customer_id FROM {ks}.account_holder WHERE account_no = ?",
+            "rules": f"SELECT {', '.join(RULE_COLUMNS)} FROM {ks}.rule WHERE scope = ? AND scope_id = ?",
+            "history": "SELECT account_no, tranpostdt, tranid, amount, merchant_id, merchant_category "
+            f"FROM {ks}.transaction WHERE account_no = ? AND tranpostdt >= ?",
+            "changes": f"SELECT last_updated, change_type FROM {ks}.cust_change WHERE account_no = ?",
+            "merchant_day": f"SELECT tranpostdt, account_no, tranid, amount FROM {ks}.transaction_by_merchant_day "
+            "WHERE merchant_id = ? AND day = ?",
+            "merchant_totals": f"SELECT day, transactions FROM {ks}.merchant_day_total "
+            "WHERE merchant_id = ? AND day >= ? AND day <= ?",
+            "merchant_count": f"SELECT COUNT(*) AS n FROM {ks}.transaction_by_merchant_day "
+            "WHERE merchant_id = ? AND day = ?",
+            "nearest": "SELECT case_id, label, pattern, similarity_cosine(vector, ?) AS similarity "
+            f"FROM {ks}.fraud_case ORDER BY vector ANN OF ? LIMIT ?",
+            "record": insert_statement(ks, "authorization", AUTHORIZATION_COLUMNS),
+        }
 
-    def _rows(self, cql: str, values: Sequence[object], consistency: int = ConsistencyLevel.LOCAL_QUORUM) -> Any:
-        return rows_of(self._session, prepared(self._session, cql, consistency), values)
+    def _prepared(self, name: str) -> PreparedStatement:
+        # ANN queries are read at ONE (Cassandra refuses more); everything else at LOCAL_QUORUM.
+        consistency = ConsistencyLevel.ONE if name == "nearest" else ConsistencyLevel.LOCAL_QUORUM
+        return prepared(self._session, self._statements[name], consistency)
+
+    def prepare(self) -> None:
+        for name in self._statements:
+            self._prepared(name)
+
+    def _rows(self, name: str, values: Sequence[object]) -> Any:
+        return rows_of(self._session, self._prepared(name), values)
 
     async def holder(self, account_no: str) -> str | None:
-        cql = f"SELECT customer_id FROM {self._keyspace}.account_holder WHERE account_no = ?"
-        rows = await self._rows(cql, (account_no,))
+        rows = await self._rows("holder", (account_no,))
         return rows[0].customer_id if rows else None
 
     async def rules(self, scope: RuleScope, scope_id: str) -> list[Rule]:
-        cql = f"SELECT {', '.join(RULE_COLUMNS)} FROM {self._keyspace}.rule WHERE scope = ? AND scope_id = ?"
-        return [Rule.from_row(row._asdict()) for row in await self._rows(cql, (scope.value, scope_id))]
+        return [Rule.from_row(row._asdict()) for row in await self._rows("rules", (scope.value, scope_id))]
 
     async def history(self, account_no: str, since: datetime) -> list[Txn]:
         """The account's stored transactions from ``since`` (a row the job only scored has no amount: skipped)."""
-        cql = (
-            f"SELECT account_no, tranpostdt, tranid, amount, merchant_id, merchant_category "
-            f"FROM {self._keyspace}.transaction WHERE account_no = ? AND tranpostdt >= ?"
-        )
-        rows = await self._rows(cql, (account_no, since))
         return [
             Txn(row.account_no, as_utc(row.tranpostdt), row.tranid, row.amount, row.merchant_id, row.merchant_category)
-            for row in rows
+            for row in await self._rows("history", (account_no, since))
             if row.amount is not None
         ]
 
     async def changes(self, account_no: str) -> list[tuple[datetime, str]]:
-        cql = f"SELECT last_updated, change_type FROM {self._keyspace}.cust_change WHERE account_no = ?"
-        return [(as_utc(row.last_updated), row.change_type) for row in await self._rows(cql, (account_no,))]
+        return [(as_utc(row.last_updated), row.change_type) for row in await self._rows("changes", (account_no,))]
 
     async def merchant_day(self, merchant_id: str, day: date) -> list[Txn]:
         """The merchant's stored transactions of ``day`` (their category is not kept there)."""
-        cql = (
-            f"SELECT tranpostdt, account_no, tranid, amount FROM {self._keyspace}.transaction_by_merchant_day "
-            "WHERE merchant_id = ? AND day = ?"
-        )
-        rows = await self._rows(cql, (merchant_id, day))
+        rows = await self._rows("merchant_day", (merchant_id, day))
         return [Txn(row.account_no, as_utc(row.tranpostdt), row.tranid, row.amount, merchant_id, None) for row in rows]
 
     async def merchant_totals(self, merchant_id: str, first: int, last: int) -> dict[int, int]:
         """The merchant's counted days from day number ``first`` to ``last``: {day number: transactions}; a
         day not counted yet is counted now from its transactions (as the stream does; not stored here)."""
-        cql = (
-            f"SELECT day, transactions FROM {self._keyspace}.merchant_day_total "
-            "WHERE merchant_id = ? AND day >= ? AND day <= ?"
-        )
         first_day, last_day = _EPOCH + timedelta(days=first), _EPOCH + timedelta(days=last)
-        rows = await self._rows(cql, (merchant_id, first_day, last_day))
+        rows = await self._rows("merchant_totals", (merchant_id, first_day, last_day))
         totals = {(_as_date(row.day) - _EPOCH).days: row.transactions for row in rows}
         missing = [number for number in range(first, last + 1) if number not in totals]
         if missing:
-            count = (
-                f"SELECT COUNT(*) AS n FROM {self._keyspace}.transaction_by_merchant_day "
-                "WHERE merchant_id = ? AND day = ?"
-            )
             counted = await asyncio.gather(
-                *(self._rows(count, (merchant_id, _EPOCH + timedelta(days=number))) for number in missing)
+                *(self._rows("merchant_count", (merchant_id, _EPOCH + timedelta(days=number))) for number in missing)
             )
             totals.update({number: int(rows[0].n) for number, rows in zip(missing, counted, strict=True)})
         return totals
 
     async def nearest(self, vector: Sequence[float], k: int) -> list[NearCaseOf]:
-        """The ``k`` known cases nearest ``vector`` by Cassandra's ANN index (read at ONE, as ANN queries are)."""
-        cql = (
-            f"SELECT case_id, label, pattern, similarity_cosine(vector, ?) AS similarity "
-            f"FROM {self._keyspace}.fraud_case ORDER BY vector ANN OF ? LIMIT ?"
-        )
+        """The ``k`` known cases nearest ``vector`` by Cassandra's ANN index."""
         probe = [float(value) for value in vector]
-        rows = await self._rows(cql, (probe, probe, k), ConsistencyLevel.ONE)
+        rows = await self._rows("nearest", (probe, probe, k))
         # Cassandra's similarity_cosine is (1 + cosine) / 2: mapped back.
         return [
             NearCaseOf(row.case_id, 2 * float(row.similarity) - 1, row.label == CaseLabel.FRAUD.value, row.pattern)
@@ -155,18 +157,8 @@ class AuthorizationStore:
             "reasons": [reason.detail for reason in reasons],
             **{name: _bound(getattr(outcome, name)) for name in SCORE_COLUMNS},
         }
-        insert = insert_statement(self._keyspace, "authorization", AUTHORIZATION_COLUMNS)
-        await self._rows(insert, [values[name] for name in AUTHORIZATION_COLUMNS])
+        await self._rows("record", [values[name] for name in AUTHORIZATION_COLUMNS])
         return decided_at
-
-    async def recorded(self, account_no: str, tranpostdt: datetime, tranid: str) -> Any:
-        """The decision row of a transaction, or None."""
-        cql = (
-            f"SELECT {', '.join(AUTHORIZATION_COLUMNS)} FROM {self._keyspace}.authorization "
-            "WHERE account_no = ? AND tranpostdt = ? AND tranid = ?"
-        )
-        rows = await self._rows(cql, (account_no, tranpostdt, tranid))
-        return rows[0] if rows else None
 
 
 def _bound(value: object) -> object:

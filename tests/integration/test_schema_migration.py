@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 
 import pytest
 from cassandra.cluster import Session
+from fastapi.testclient import TestClient
 
-from fraudshop.config import Config
+from fraudshop.config import Config, ConfigError
 from fraudshop.io.cassandra.schema import apply_schema, schema_lacks, schema_statements, stored_columns
 from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.jobs.detect_fraud import SCHEMA_LACKING_EXIT_CODE, refuse_an_older_schema
 from fraudshop.model.records import MERCHANT_FIELDS
 from fraudshop.model.tables import SCORE_COLUMNS, TABLES, schema_cql
+from fraudshop.service.api import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +94,15 @@ def test_the_job_refuses_an_older_keyspace_until_the_schema_is_applied(
     apply_schema(session, isolated_config.cassandra)
     assert schema_lacks(stored_columns(session, keyspace)) == []
     refuse_an_older_schema(isolated_config)  # returns: the job may start
+
+
+def test_the_api_refuses_an_older_keyspace_until_the_schema_is_applied(
+    isolated_config: Config, older_keyspace: Session
+) -> None:
+    served = isolated_config.with_settings("api.token=t")
+    refused = pytest.raises(ConfigError, match=r"lacks .*table authorization.*run `fraudshop schema apply`")
+    with refused, TestClient(create_app(served)):
+        pass
+    apply_schema(older_keyspace, isolated_config.cassandra)
+    with TestClient(create_app(served)) as client:
+        assert client.get("/health").status_code == 200

@@ -86,7 +86,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     config = load_config()
     stack_up(config)
-    plan = AuthorizePlan(Workload(2000, 20, 6, 0, 10_000, 40), 30, 0.0, 0.0, 0.0)
+    plan = AuthorizePlan(Workload(2000, 20, 6, 0, 10_000, 40), 30, 0.0, 0.0, 0.0, 0.0)
     with (
         tempfile.TemporaryDirectory() as work,
         scratch_space(config, "authorize_profile", Path(work)) as (

@@ -37,6 +37,9 @@ def test_the_authorize_benchmark_answers_every_request_and_publishes_its_figures
     assert set(result["latency_ms"]) == LATENCY_KEYS
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"] <= result["latency_ms"]["p99"]
     assert result["reached_per_s"] > 0 and result["api_cpu_ms_per_request"] > 0
+    light = result["light"]
+    assert light["statuses"] == {"200": int(plan["light_rate"] * plan["seconds"])}
+    assert sum(light["decisions"].values()) == light["requests"] and set(light["latency_ms"]) == LATENCY_KEYS
     floor = result["health_floor"]
     assert floor["statuses"] == {"200": floor["requests"]} and set(floor["latency_ms"]) == LATENCY_KEYS
     assert isinstance(result["target"]["met"], bool) and result["target"]["value"] == result["latency_ms"]["p99"]

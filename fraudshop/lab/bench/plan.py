@@ -75,7 +75,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "GET /health's at the same rate; figures under 'authorize' in DIR/latest.json with --write-benchmarks",
     )
     parser.add_argument("--authorize-rate", type=float, default=200.0, help="--authorize: requests/s offered")
-    parser.add_argument("--authorize-seconds", type=float, default=60.0, help="--authorize: seconds measured")
+    parser.add_argument(
+        "--authorize-seconds", type=float, default=30.0, help="--authorize: seconds measured, each rate"
+    )
+    parser.add_argument(
+        "--authorize-light-rate",
+        type=float,
+        default=20.0,
+        help="--authorize: a second rate, one the API keeps up with (its latency without queueing)",
+    )
     parser.add_argument(
         "--authorize-history", type=int, default=30, help="--authorize: stored transactions per account (30 days)"
     )

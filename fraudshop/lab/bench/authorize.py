@@ -83,13 +83,16 @@ def authorize_plan(args: Any) -> AuthorizePlan:
     )
 
 
-def _bench_model(trained_at: datetime, seed: int) -> RiskModel:
-    """A model of the feature set's shape (applying it costs the same whatever its coefficients): seeded small
-    coefficients, the raw amount's scaled to its range, and a low intercept, so most transactions are allowed."""
-    rng = np.random.default_rng(seed)
-    coefficients = [0.001 if name == "amount" else float(rng.normal(0, 0.3)) for name in RISK_FEATURES]
+#: The bench's model: applying it costs the same whatever its coefficients, so they are few and plausible (the
+#: similarity, an unusual amount, a profile change, a new merchant raise the odds), so that most transactions
+#: are allowed, as in a bank.
+_BENCH_COEFFICIENTS = {"similarity": 4.0, "amount_vs_usual": 1.0, "profile_change_window": 1.5, "merchant_is_new": 0.5}
+
+
+def _bench_model(trained_at: datetime) -> RiskModel:
+    coefficients = tuple(_BENCH_COEFFICIENTS.get(name, 0.0) for name in RISK_FEATURES)
     return RiskModel(
-        model_version(trained_at), RISK_FEATURE_SET, RISK_FEATURES, -5.0, tuple(coefficients), trained_at, trained_at,
+        model_version(trained_at), RISK_FEATURE_SET, RISK_FEATURES, -6.0, coefficients, trained_at, trained_at,
         0, 0, 0.0, 0.0,
     )  # fmt: skip
 
@@ -128,7 +131,7 @@ def seed_authorize_state(session: Session, keyspace: str, plan: AuthorizePlan, n
     load_rules(session, keyspace, plan.workload.rule_definitions(), now - timedelta(days=31))
     cases = CaseStore(session, keyspace).record(plan.workload.known_cases(now))
     history = load_history(session, keyspace, plan, now)
-    ModelStore(session, keyspace).record(_bench_model(now, plan.workload.seed))
+    ModelStore(session, keyspace).record(_bench_model(now))
     log.info("seeded %d known cases and %d stored transactions", cases, history)
     return cases, history
 

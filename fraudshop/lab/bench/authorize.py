@@ -193,15 +193,16 @@ async def _drive(
 
 
 async def _phases(url: str, plan: AuthorizePlan, api: psutil.Process) -> tuple[_Phase, _Phase, _Phase]:
-    """Warm-up (unmeasured), then GET /health's floor at the target's rate, POST /authorize at the light rate
-    and at the target's, over one client's connections (kept alive, so the measured requests do not open them)."""
+    """Warm-up (unmeasured), then POST /authorize at the light rate, GET /health's floor at the target's rate and
+    POST /authorize at it, over one client's connections (kept alive, so the measured requests do not open them)."""
     bodies = request_bodies(plan)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     headers = {"Authorization": f"Bearer {_TOKEN}"}
     async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=30) as client:
         await _drive(client, "/authorize", bodies, plan.light_rate, plan.warmup_seconds, api)
-        floor = await _drive(client, "/health", None, plan.rate, min(plan.seconds, 20.0), api)
         light = await _drive(client, "/authorize", bodies, plan.light_rate, plan.seconds, api)
+        # After the light phase: Cassandra has settled from the seeding (flushes, the vector index's build).
+        floor = await _drive(client, "/health", None, plan.rate, min(plan.seconds, 20.0), api)
         measured = await _drive(client, "/authorize", bodies, plan.rate, plan.seconds, api)
     return floor, light, measured
 

@@ -7,32 +7,29 @@ decision (``docs/authorize.md`` states the policy)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
-import pandas as pd
 
 from fraudshop.model.cases import SIMILARITY_ACTION, SIMILARITY_KIND, SIMILARITY_RULE_ID, risk_scores
 from fraudshop.model.features import (
-    CHANGE_EVENT,
     DAY_MICROS,
-    EVENT_COLUMNS,
-    TRANSACTION_EVENT,
-    micros_since_epoch,
-    transaction_context,
-    transaction_vectors,
-    transactions_frame,
+    KnownTransactions,
+    Transactions,
+    history_context,
+    micros_of,
+    vectors_of_arrays,
 )
 from fraudshop.model.risk import (
     RISK_FEATURE_SET,
     ConfirmedFrauds,
     MerchantTotals,
     RiskModel,
-    fraud_share_days,
-    risk_features,
+    risk_features_of,
 )
 from fraudshop.model.rule_evaluation import Txn, judge_batch
 from fraudshop.model.rules import ACTION_OF_KIND, RuleAction, RuleKind, reason
@@ -128,8 +125,8 @@ class StoredState:
 class Vectorised:
     """The transaction as the signals see it: its inputs, its context from the history, its vector."""
 
-    frame: pd.DataFrame  # one row of TRANSACTION_INPUTS
-    context: pd.DataFrame  # one row of CONTEXT_COLUMNS
+    inputs: Transactions  # one row
+    context: np.ndarray  # (1, len(CONTEXT_COLUMNS))
     vector: np.ndarray  # (VECTOR_DIMENSIONS,) float32
 
 
@@ -174,28 +171,35 @@ def _text(value: object) -> str | None:
 
 def vectorised(record: Mapping[str, object], state: StoredState) -> Vectorised:
     """The record's context and vector against the account's stored history and changes: the stream's
-    functions, applied to a batch of one."""
-    frame = transactions_frame([record])
-    history = pd.DataFrame(
-        [(t.account_no, t.tranpostdt, t.tranid, t.amount, t.merchant_id) for t in state.history],
-        columns=list(EVENT_COLUMNS[:5]),
-    ).assign(event=TRANSACTION_EVENT)
-    account = frame["account_no"].iloc[0]
-    changes = pd.DataFrame(  # one event per change time, as in the stream (a change touches several fields)
-        [(account, at, "", np.nan, None, CHANGE_EVENT) for at in sorted({at for at, _ in state.changes})],
-        columns=list(EVENT_COLUMNS),
+    functions (:func:`~fraudshop.model.features.history_context`,
+    :func:`~fraudshop.model.features.vectors_of_arrays`), given the history as the stream's batch of one
+    would see it, built without pandas (whose per-call cost is milliseconds)."""
+    txn = as_txn(record)
+    # The record last, and alone with its key: the stream keeps the batch's record over a stored copy.
+    known = [*(t for t in state.history if t.key != txn.key and not math.isnan(t.amount)), txn]
+    merchant_codes: dict[str, int] = {}
+    merchants = [
+        -1 if t.merchant_id is None else merchant_codes.setdefault(t.merchant_id, len(merchant_codes)) for t in known
+    ]
+    # One event per change time, as in the stream (a change touches several fields).
+    change_at = np.array(sorted({micros_of(at) for at, _ in state.changes}), dtype=np.int64)
+    history = KnownTransactions(
+        account=np.zeros(len(known), dtype=np.int64),
+        at=np.array([micros_of(t.tranpostdt) for t in known], dtype=np.int64),
+        tranid=np.array([t.tranid for t in known], dtype=str),
+        amount=np.array([t.amount for t in known], dtype=float),
+        merchant=np.array(merchants, dtype=np.int64),
+        change_account=np.zeros(len(change_at), dtype=np.int64),
+        change_at=change_at,
     )
-    events = pd.concat([part for part in (history, changes) if len(part)] or [history], ignore_index=True)
-    events["tranpostdt"] = pd.to_datetime(events["tranpostdt"], utc=True)
-    events["amount"] = events["amount"].astype(float)
-    context = transaction_context(frame, events)
-    return Vectorised(frame, context, transaction_vectors(frame, context)[0])
+    inputs = Transactions.of_records([record])
+    context = history_context(history, np.array([len(known) - 1]))
+    return Vectorised(inputs, context, vectors_of_arrays(inputs, context)[0])
 
 
-def merchant_total_days(record: Mapping[str, object], feedback_delay_days: int) -> tuple[int, int]:
-    """The first and last day number whose merchant totals the record's fraud shares read."""
-    day = int(micros_since_epoch(transactions_frame([record])["tranpostdt"])[0] // DAY_MICROS)
-    return fraud_share_days(day, feedback_delay_days)
+def transaction_day(record: Mapping[str, object]) -> int:
+    """The record's UTC day number."""
+    return micros_of(as_txn(record).tranpostdt) // DAY_MICROS
 
 
 def authorize(
@@ -218,8 +222,8 @@ def authorize(
     score = risk_scores(cosines, is_fraud)
     if score[0] >= policy.similarity_threshold:
         reasons.append(_similarity_reason(float(score[0]), policy.similarity_threshold, ranked[0]))
-    features = risk_features(
-        transaction.frame, transaction.context, score, state.frauds, state.merchant_totals, policy.feedback_delay_days
+    features = risk_features_of(
+        transaction.inputs, transaction.context, score, state.frauds, state.merchant_totals, policy.feedback_delay_days
     )
     applies = model is not None and model.applies_to(RISK_FEATURE_SET)
     probability = float(model.probabilities(features)[0]) if applies and model is not None else None

@@ -12,9 +12,9 @@ every component of the vector.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -52,10 +52,13 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "mean_amount_last_week",  # in the 7 days before it
     "mean_amount_last_month",  # in the HISTORY_DAYS before it
 )
+CONTEXT_INDEX = {name: column for column, name in enumerate(CONTEXT_COLUMNS)}
 _SECONDS_PER_DAY = 86_400
 #: Microseconds in a day: a UTC day's number is a time's microseconds since the epoch divided by it.
 DAY_MICROS = _SECONDS_PER_DAY * 1_000_000
 _HOUR_MICROS = 3_600 * 1_000_000
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 #: Velocity counts saturate at these: transactions in the last hour, in the last day.
 HOUR_LIMIT, DAY_LIMIT = 20, 100
 #: The width of a hashed block: an id's pseudo-random unit vector.
@@ -88,17 +91,71 @@ BLOCKS: tuple[Block, ...] = (
 VECTOR_DIMENSIONS = sum(block.width for block in BLOCKS)
 
 
+@dataclass(frozen=True)
+class Transactions:
+    """:data:`TRANSACTION_INPUTS` as arrays, one row per transaction: what the vector and the risk features
+    read. ``at`` is ``tranpostdt`` in microseconds since the epoch (UTC); ids, categories and channels are
+    objects (None or NaN when missing)."""
+
+    account_no: np.ndarray
+    at: np.ndarray
+    tranid: np.ndarray
+    amount: np.ndarray
+    merchant_id: np.ndarray
+    merchant_category: np.ndarray
+    channel: np.ndarray
+
+    @classmethod
+    def of_frame(cls, frame: pd.DataFrame) -> Transactions:
+        """A frame's :data:`TRANSACTION_INPUTS` (``tranpostdt`` aware or naive-UTC timestamps)."""
+        return cls(
+            frame["account_no"].to_numpy(dtype=object),
+            micros_since_epoch(frame["tranpostdt"]),
+            frame["tranid"].to_numpy(dtype=object),
+            frame["amount"].to_numpy(dtype=float),
+            frame["merchant_id"].to_numpy(dtype=object),
+            frame["merchant_category"].to_numpy(dtype=object),
+            frame["channel"].to_numpy(dtype=object),
+        )
+
+    @classmethod
+    def of_records(cls, records: Sequence[Mapping[str, object]]) -> Transactions:
+        """Records whose ``tranpostdt`` is an aware datetime, without pandas: a caller's few transactions."""
+
+        def column(name: str) -> np.ndarray:
+            return np.array([record.get(name) for record in records], dtype=object)
+
+        return cls(
+            column("account_no"),
+            np.array([micros_of(record["tranpostdt"]) for record in records], dtype=np.int64),  # type: ignore[arg-type]
+            column("tranid"),
+            np.array([record["amount"] for record in records], dtype=float),
+            column("merchant_id"),
+            column("merchant_category"),
+            column("channel"),
+        )
+
+
+@dataclass(frozen=True)
+class KnownTransactions:
+    """The accounts' known transactions and profile changes, as :func:`history_context` reads them:
+    accounts and merchants as integer codes (a merchant's -1 when missing), times in microseconds since the
+    epoch."""
+
+    account: np.ndarray  # (known,) int64
+    at: np.ndarray  # (known,) int64
+    tranid: np.ndarray  # (known,) str
+    amount: np.ndarray  # (known,) float
+    merchant: np.ndarray  # (known,) int64
+    change_account: np.ndarray  # (changes,) int64, the accounts' codes
+    change_at: np.ndarray  # (changes,) int64
+
+
 def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """:data:`CONTEXT_COLUMNS` of each row of ``transactions`` (:data:`TRANSACTION_INPUTS`), in their
     order, from ``events`` (:data:`EVENT_COLUMNS`): the accounts' stored transactions and profile changes.
     ``transactions`` join their accounts' history too, each key once, so a transaction's history holds the
-    ones before it in the same batch.
-
-    Vectorised over accounts: every known transaction sorted by (account, time, tranid) on one integer
-    key, a transaction's history is the run of rows before it back to its window's start (found by
-    binary search), and its merchant is new unless the row before it in (account, merchant, time, tranid)
-    order is at the same merchant within the window. The key ranks the times (every time and every
-    window's edge among the distinct values), so it fits an int64 whatever the times span."""
+    ones before it in the same batch. The stream's batches; :func:`history_context` computes it."""
     if not len(transactions):
         return pd.DataFrame(np.empty((0, len(CONTEXT_COLUMNS))), columns=list(CONTEXT_COLUMNS))
     is_change = (events["event"] == CHANGE_EVENT).to_numpy()
@@ -113,26 +170,45 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
         np.concatenate([known["account_no"].to_numpy(dtype=object), changes["account_no"].to_numpy(dtype=object)]),
         return_inverse=True,
     )
-    known_account, change_account = account_codes[: len(known)], account_codes[len(known) :]
-    known_at, change_at = micros_since_epoch(known["tranpostdt"]), micros_since_epoch(changes["tranpostdt"])
+    own = pd.MultiIndex.from_frame(known[["account_no", "tranpostdt", "tranid"]]).get_indexer(
+        pd.MultiIndex.from_frame(transactions[["account_no", "tranpostdt", "tranid"]])
+    )
+    arrays = KnownTransactions(
+        account_codes[: len(known)].astype(np.int64),
+        micros_since_epoch(known["tranpostdt"]),
+        known["tranid"].to_numpy(dtype=str),
+        known["amount"].to_numpy(dtype=float),
+        pd.factorize(known["merchant_id"], use_na_sentinel=True)[0].astype(np.int64),
+        account_codes[len(known) :].astype(np.int64),
+        micros_since_epoch(changes["tranpostdt"]),
+    )
+    return pd.DataFrame(history_context(arrays, own), columns=list(CONTEXT_COLUMNS), index=transactions.index)
+
+
+def history_context(known: KnownTransactions, own: np.ndarray) -> np.ndarray:
+    """:data:`CONTEXT_COLUMNS` (columns in that order) of the transactions at rows ``own`` of ``known``.
+
+    Vectorised over accounts: every known transaction sorted by (account, time, tranid) on one integer
+    key, a transaction's history is the run of rows before it back to its window's start (found by
+    binary search), and its merchant is new unless the row before it in (account, merchant, time, tranid)
+    order is at the same merchant within the window. The key ranks the times (every time and every
+    window's edge among the distinct values), so it fits an int64 whatever the times span. numpy only: a
+    batch of one costs tens of microseconds, not pandas' milliseconds."""
+    known_account, known_at = known.account, known.at
+    change_account, change_at = known.change_account, known.change_at
     window, hour, day = HISTORY_DAYS * DAY_MICROS, _HOUR_MICROS, DAY_MICROS
-    own_at = micros_since_epoch(transactions["tranpostdt"])
+    own_at = known_at[own]
     times = np.unique(np.concatenate([known_at, change_at, own_at - window, own_at - hour, own_at - day]))
 
     def key(account: np.ndarray, at: np.ndarray) -> np.ndarray:
         return np.asarray(account.astype(np.int64) * len(times) + np.searchsorted(times, at), dtype=np.int64)
 
-    # Known transactions by (account, time, tranid), and where each of `transactions` sits among them.
-    order = np.lexsort((known["tranid"].to_numpy(dtype=str), known_at, known_account))
+    # Known transactions by (account, time, tranid), and where each own transaction sits among them.
+    order = np.lexsort((known.tranid, known_at, known_account))
     sorted_key = key(known_account, known_at)[order]
-    rank = np.empty(len(known), dtype=np.int64)
-    rank[order] = np.arange(len(known))
-    at_rank = rank[
-        pd.MultiIndex.from_frame(known[["account_no", "tranpostdt", "tranid"]]).get_indexer(
-            pd.MultiIndex.from_frame(transactions[["account_no", "tranpostdt", "tranid"]])
-        )
-    ]
-    own = order[at_rank]  # each transaction's row in `known`
+    rank = np.empty(len(known_at), dtype=np.int64)
+    rank[order] = np.arange(len(known_at))
+    at_rank = rank[own]
     own_account = known_account[own]
 
     def history_start(before: int) -> np.ndarray:
@@ -140,7 +216,7 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
         return np.searchsorted(sorted_key, key(own_account, own_at - before), side="left")
 
     start = history_start(window)
-    amounts = known["amount"].to_numpy(dtype=float)[order]
+    amounts = known.amount[order]
     usual = np.array([np.median(amounts[a:b]) if b > a else np.nan for a, b in zip(start, at_rank, strict=True)])
     last_hour = at_rank - history_start(hour)
     day_start, week_start = history_start(day), history_start(7 * day)
@@ -154,10 +230,10 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
 
     # The same rows by (account, merchant, time, tranid): the row before a transaction is its account's
     # latest earlier one at the same merchant, if any.
-    merchants = pd.factorize(known["merchant_id"], use_na_sentinel=True)[0]
-    by_merchant = np.lexsort((known["tranid"].to_numpy(dtype=str), known_at, merchants, known_account))
-    merchant_rank = np.empty(len(known), dtype=np.int64)
-    merchant_rank[by_merchant] = np.arange(len(known))
+    merchants = known.merchant
+    by_merchant = np.lexsort((known.tranid, known_at, merchants, known_account))
+    merchant_rank = np.empty(len(known_at), dtype=np.int64)
+    merchant_rank[by_merchant] = np.arange(len(known_at))
     previous = by_merchant[np.maximum(merchant_rank[own] - 1, 0)]
     seen = (
         (merchant_rank[own] > 0)
@@ -176,7 +252,7 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
         since_change = np.where(has_change, (own_at - latest_at) / 1_000_000, np.nan)
     else:
         since_change = np.full(len(own_at), np.nan)
-    context = np.column_stack(
+    return np.column_stack(
         [
             usual,
             is_new,
@@ -189,8 +265,7 @@ def transaction_context(transactions: pd.DataFrame, events: pd.DataFrame) -> pd.
             mean_amount(week_start),
             mean_amount(start),
         ]
-    )
-    return pd.DataFrame(context, columns=list(CONTEXT_COLUMNS), index=transactions.index)
+    ).astype(float)
 
 
 def micros_since_epoch(times: pd.Series) -> np.ndarray:
@@ -199,6 +274,21 @@ def micros_since_epoch(times: pd.Series) -> np.ndarray:
     if series.dt.tz is not None:
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
     return series.to_numpy(dtype="datetime64[us]").astype(np.int64)
+
+
+def micros_of(at: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime: exact, as :func:`micros_since_epoch` is."""
+    return (at - _EPOCH_UTC) // _ONE_MICROSECOND
+
+
+def day_number(day: date) -> int:
+    """A UTC day's number: days since 1970-01-01 (a time's is its microseconds // :data:`DAY_MICROS`)."""
+    return (day - _EPOCH_UTC.date()).days
+
+
+def day_of_number(number: int) -> date:
+    """The UTC day of a day number (:func:`day_number`)."""
+    return _EPOCH_UTC.date() + timedelta(days=number)
 
 
 def utc_seconds_of_day(at_micros: np.ndarray) -> np.ndarray:
@@ -212,15 +302,20 @@ def utc_weekday(at_micros: np.ndarray) -> np.ndarray:
 
 
 def transaction_vectors(transactions: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
+    """The vectors of a frame's ``transactions`` (:data:`TRANSACTION_INPUTS`) with their ``context``
+    (:data:`CONTEXT_COLUMNS`): :func:`vectors_of_arrays`."""
+    return vectors_of_arrays(Transactions.of_frame(transactions), context[list(CONTEXT_COLUMNS)].to_numpy(dtype=float))
+
+
+def vectors_of_arrays(transactions: Transactions, context: np.ndarray) -> np.ndarray:
     """The L2-normalised vectors (float32, one row each, :data:`VECTOR_DIMENSIONS` wide) of
-    ``transactions`` (:data:`TRANSACTION_INPUTS`) with their ``context`` (:data:`CONTEXT_COLUMNS`)."""
-    amount = transactions["amount"].to_numpy(dtype=float)
-    at = micros_since_epoch(transactions["tranpostdt"])
+    ``transactions`` with their ``context`` (:data:`CONTEXT_COLUMNS`, columns in that order)."""
+    amount, at = transactions.amount, transactions.at
     hour = utc_seconds_of_day(at) / 3_600
     weekday = utc_weekday(at)
-    usual = context["usual_amount"].to_numpy(dtype=float)
-    is_new = context["merchant_is_new"].to_numpy(dtype=float)
-    since_change = context["seconds_since_change"].to_numpy(dtype=float)
+    usual = context[:, CONTEXT_INDEX["usual_amount"]]
+    is_new = context[:, CONTEXT_INDEX["merchant_is_new"]]
+    since_change = context[:, CONTEXT_INDEX["seconds_since_change"]]
     blocks: Mapping[str, np.ndarray] = {
         "amount": np.minimum(np.log1p(np.maximum(amount, 0)) / np.log1p(10_000), 1.5)[:, None],
         # Refunds in the history (negative amounts) could make the usual amount negative: floored at 0.
@@ -229,17 +324,17 @@ def transaction_vectors(transactions: pd.DataFrame, context: pd.DataFrame) -> np
         ],
         "hour_of_day": _circle(hour / 24),
         "day_of_week": _circle(weekday / 7),
-        "merchant_category": _hashed(transactions["merchant_category"], "mcc"),
-        "channel": _channel(transactions["channel"]),
+        "merchant_category": _hashed(transactions.merchant_category, "mcc"),
+        "channel": _channel(transactions.channel),
         "merchant_is_new": np.where(np.isnan(is_new), 0.5, is_new)[:, None],
         "profile_change": np.nan_to_num(np.exp(-since_change / _SECONDS_PER_DAY))[:, None],
         "velocity": np.column_stack(
             [
-                _saturated(context["transactions_last_hour"].to_numpy(dtype=float), HOUR_LIMIT),
-                _saturated(context["transactions_last_day"].to_numpy(dtype=float), DAY_LIMIT),
+                _saturated(context[:, CONTEXT_INDEX["transactions_last_hour"]], HOUR_LIMIT),
+                _saturated(context[:, CONTEXT_INDEX["transactions_last_day"]], DAY_LIMIT),
             ]
         ),
-        "merchant": _hashed(transactions["merchant_id"], "merchant"),
+        "merchant": _hashed(transactions.merchant_id, "merchant"),
     }
     vectors = np.hstack([blocks[block.name] * block.weight for block in BLOCKS])
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -256,13 +351,13 @@ def _circle(turns: np.ndarray) -> np.ndarray:
     return np.column_stack([np.sin(2 * np.pi * turns), np.cos(2 * np.pi * turns)])
 
 
-def _channel(channels: pd.Series) -> np.ndarray:
+def _channel(channels: Iterable[object]) -> np.ndarray:
     known = (*CHANNELS, None)
     index = [known.index(value) if value in CHANNELS else len(CHANNELS) for value in channels]
     return np.eye(len(known))[index] if len(index) else np.zeros((0, len(known)))
 
 
-def _hashed(values: pd.Series, salt: str) -> np.ndarray:
+def _hashed(values: Sequence[object] | np.ndarray, salt: str) -> np.ndarray:
     """Each value's pseudo-random unit vector, the same for the same value in every process (seeded by
     its BLAKE2b digest, never by Python's salted hash); zeros for a missing value."""
     return np.array([_unit(salt, value) for value in values], dtype=float).reshape(len(values), HASHED_WIDTH)

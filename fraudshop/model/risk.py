@@ -9,7 +9,8 @@ the model is trained on exactly what the stream saw when it scored. ``docs/risk-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -17,7 +18,15 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from fraudshop.model.features import DAY_MICROS, HISTORY_DAYS, micros_since_epoch, utc_seconds_of_day, utc_weekday
+from fraudshop.model.features import (
+    CONTEXT_COLUMNS,
+    CONTEXT_INDEX,
+    DAY_MICROS,
+    HISTORY_DAYS,
+    Transactions,
+    utc_seconds_of_day,
+    utc_weekday,
+)
 
 #: A merchant's confirmed-fraud share over a window of so many days: each window ends where the transaction's
 #: day less the feedback delay begins (as the handbook's terminal risk), so its labels have come back.
@@ -104,10 +113,23 @@ def fraud_share_days(day: int, feedback_delay_days: int) -> tuple[int, int]:
     return fraud_share_window(day, max(FRAUD_SHARE_FEATURES.values()), feedback_delay_days)
 
 
-def _same_key_runs(keys: pd.Series, of: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def share_days_to_read(
+    day: int, fraud_days: Sequence[int], feedback_delay_days: int, newest: int | None = None
+) -> tuple[int, int] | None:
+    """The days of a merchant's totals the fraud shares of its transaction on ``day`` read (every day of
+    :func:`fraud_share_days`, none after ``newest``), or None when none of the merchant's confirmed frauds
+    (``fraud_days``: their day numbers, sorted) happened in them: every share is 0 then. All the days or
+    none: a share's denominator is the sum over all of them."""
+    first, last = fraud_share_days(day, feedback_delay_days)
+    last = last if newest is None else min(last, newest)
+    position = bisect_left(fraud_days, first)
+    return (first, last) if position < len(fraud_days) and fraud_days[position] <= last else None
+
+
+def _same_key_runs(keys: np.ndarray, of: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """For each key of ``keys`` also in ``of`` (None matches nothing): the positions of its rows in ``keys``
     and in ``of``."""
-    codes = pd.factorize(np.concatenate([keys.to_numpy(dtype=object), of]), use_na_sentinel=True)[0]
+    codes = pd.factorize(np.concatenate([np.asarray(keys, dtype=object), of]), use_na_sentinel=True)[0]
     own, theirs = codes[: len(keys)], codes[len(keys) :]
     own_order, their_order = np.argsort(own, kind="stable"), np.argsort(theirs, kind="stable")
     own_sorted, their_sorted = own[own_order], theirs[their_order]
@@ -117,7 +139,7 @@ def _same_key_runs(keys: pd.Series, of: np.ndarray) -> Iterator[tuple[np.ndarray
         yield rows, found
 
 
-def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: ConfirmedFrauds, of: np.ndarray) -> np.ndarray:
+def confirmed_frauds_by(keys: np.ndarray, at_micros: np.ndarray, frauds: ConfirmedFrauds, of: np.ndarray) -> np.ndarray:
     """For each transaction (its key in ``keys``: an account or merchant id; its time ``at_micros``), the
     confirmed frauds with the same key in ``of`` (``frauds.account_nos`` or ``frauds.merchant_ids``) known by
     its time (recorded at or before it) that happened in the 30 days before it: a label counts only once it
@@ -135,7 +157,7 @@ def confirmed_frauds_by(keys: pd.Series, at_micros: np.ndarray, frauds: Confirme
 
 
 def merchant_fraud_shares(
-    merchants: pd.Series,
+    merchants: np.ndarray,
     at_micros: np.ndarray,
     frauds: ConfirmedFrauds,
     totals: MerchantTotals,
@@ -182,21 +204,41 @@ def risk_features(
     totals: MerchantTotals,
     feedback_delay_days: int,
 ) -> np.ndarray:
-    """The :data:`RISK_FEATURES` (float32, one row per transaction) of ``transactions``
-    (:data:`~fraudshop.model.features.TRANSACTION_INPUTS`), from their ``context``
-    (:data:`~fraudshop.model.features.CONTEXT_COLUMNS`), their ``similarity`` scores, the confirmed
-    ``frauds`` and their merchants' daily ``totals`` (the fraud shares' windows end ``feedback_delay_days``
-    before each transaction's day). Missing values become the neutral value documented for each (no NaN)."""
-    amount = np.maximum(transactions["amount"].to_numpy(dtype=float), 0)
-    at = micros_since_epoch(transactions["tranpostdt"])
+    """The risk features of a frame's ``transactions`` (:data:`~fraudshop.model.features.TRANSACTION_INPUTS`)
+    with their ``context`` (:data:`~fraudshop.model.features.CONTEXT_COLUMNS`): :func:`risk_features_of`."""
+    return risk_features_of(
+        Transactions.of_frame(transactions),
+        context[list(CONTEXT_COLUMNS)].to_numpy(dtype=float),
+        similarity,
+        frauds,
+        totals,
+        feedback_delay_days,
+    )
+
+
+def risk_features_of(
+    transactions: Transactions,
+    context: np.ndarray,
+    similarity: np.ndarray,
+    frauds: ConfirmedFrauds,
+    totals: MerchantTotals,
+    feedback_delay_days: int,
+) -> np.ndarray:
+    """The :data:`RISK_FEATURES` (float32, one row per transaction) of ``transactions``, from their
+    ``context`` (:data:`~fraudshop.model.features.CONTEXT_COLUMNS`, columns in that order), their
+    ``similarity`` scores, the confirmed ``frauds`` and their merchants' daily ``totals`` (the fraud shares'
+    windows end ``feedback_delay_days`` before each transaction's day). Missing values become the neutral
+    value documented for each (no NaN)."""
+    amount = np.maximum(transactions.amount, 0)
+    at = transactions.at
     seconds_of_day = utc_seconds_of_day(at)
     weekday = utc_weekday(at)
-    usual = np.maximum(context["usual_amount"].to_numpy(dtype=float), 0)
-    since_change = context["seconds_since_change"].to_numpy(dtype=float)
-    is_new = context["merchant_is_new"].to_numpy(dtype=float)
+    usual = np.maximum(context[:, CONTEXT_INDEX["usual_amount"]], 0)
+    since_change = context[:, CONTEXT_INDEX["seconds_since_change"]]
+    is_new = context[:, CONTEXT_INDEX["merchant_is_new"]]
 
     def log_of(column: str) -> np.ndarray:
-        return np.asarray(np.nan_to_num(np.log1p(np.maximum(context[column].to_numpy(dtype=float), 0))))
+        return np.asarray(np.nan_to_num(np.log1p(np.maximum(context[:, CONTEXT_INDEX[column]], 0))))
 
     columns = {
         "similarity": np.nan_to_num(similarity.astype(float)),
@@ -214,13 +256,13 @@ def risk_features(
         "night": (seconds_of_day < 6 * 3_600).astype(float),  # 00:00-05:59 UTC
         "weekend": (weekday >= 5).astype(float),
         "log_merchant_frauds_last_month": np.log1p(
-            confirmed_frauds_by(transactions["merchant_id"], at, frauds, frauds.merchant_ids)
+            confirmed_frauds_by(transactions.merchant_id, at, frauds, frauds.merchant_ids)
         ),
         "log_account_frauds_last_month": np.log1p(
-            confirmed_frauds_by(transactions["account_no"], at, frauds, frauds.account_nos)
+            confirmed_frauds_by(transactions.account_no, at, frauds, frauds.account_nos)
         ),
     }
-    shares = merchant_fraud_shares(transactions["merchant_id"], at, frauds, totals, feedback_delay_days)
+    shares = merchant_fraud_shares(transactions.merchant_id, at, frauds, totals, feedback_delay_days)
     columns.update({name: shares[:, column] for column, name in enumerate(FRAUD_SHARE_FEATURES)})
     return np.column_stack([columns[name] for name in RISK_FEATURES]).astype(np.float32)
 

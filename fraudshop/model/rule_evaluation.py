@@ -71,6 +71,13 @@ class Hit:
     source_offset: int | None
 
 
+def history_since(earliest: datetime, longest_lookback_days: int) -> datetime:
+    """Where the history a transaction at ``earliest`` is judged against starts: the start of its UTC
+    month (the monthly caps) or its longest lookback, whichever is earlier."""
+    month_start = earliest.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return min(month_start, earliest - timedelta(days=longest_lookback_days))
+
+
 def _month(moment: datetime) -> tuple[int, int]:
     return (moment.year, moment.month)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fraudshop.model.rule_evaluation import history_since
 from fraudshop.model.rules import RuleScope
 from fraudshop.model.tables import ACCOUNT_HOLDER_COLUMNS, RULE_HIT_COLUMNS
 from fraudshop.pipeline.held import collected
@@ -86,8 +87,7 @@ class RuleStep:
         row = batch.agg(F.min("tranpostdt").alias("earliest")).first()
         assert row is not None
         earliest = row.earliest.replace(tzinfo=UTC)
-        month_start = earliest.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        since = min(month_start, earliest - timedelta(days=longest_lookback))
+        since = history_since(earliest, longest_lookback)
         # The accounts those rules watch: theirs, or their holders'.
         looking_back = rules.where(F.col("kind").isin(*history_kinds))
         scope = F.col("scope")

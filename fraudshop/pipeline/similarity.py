@@ -7,7 +7,6 @@ transaction whose similarity score reaches the threshold."""
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -15,8 +14,16 @@ import numpy as np
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from fraudshop.model.features import CHANGE_EVENT, DAY_MICROS, EVENT_COLUMNS, HISTORY_DAYS, TRANSACTION_EVENT
-from fraudshop.model.risk import ConfirmedFrauds, MerchantTotals, fraud_share_days
+from fraudshop.model.features import (
+    CHANGE_EVENT,
+    DAY_MICROS,
+    EVENT_COLUMNS,
+    HISTORY_DAYS,
+    TRANSACTION_EVENT,
+    day_number,
+    day_of_number,
+)
+from fraudshop.model.risk import ConfirmedFrauds, MerchantTotals, share_days_to_read
 from fraudshop.model.tables import MERCHANT_DAY_KEY, RULE_HIT_COLUMNS, SCORE_COLUMNS, TRANSACTION_KEY
 from fraudshop.pipeline.held import computed_once
 from fraudshop.pipeline.hits import file_hits
@@ -27,21 +34,8 @@ from fraudshop.transforms.similarity import similarity_hits
 log = logging.getLogger(__name__)
 
 
-_EPOCH = date(1970, 1, 1)
-
-
-def _day_number(day: date) -> int:
-    return (day - _EPOCH).days
-
-
 def _by_day(pair: tuple[str | None, int]) -> int:
     return pair[1]
-
-
-def _any_between(ordered: list[int], first: int, last: int) -> bool:
-    """Whether the sorted ``ordered`` holds a value from ``first`` to ``last``."""
-    position = bisect_left(ordered, first)
-    return position < len(ordered) and ordered[position] <= last
 
 
 @dataclass(frozen=True)
@@ -107,7 +101,7 @@ class SimilarityStep:
         never change once counted: held across batches, read from ``merchant_day_total`` when not held, and
         counted from ``transaction_by_merchant_day`` and stored when not stored yet, so a merchant-day is
         counted once (a transaction arriving later than the delay after its day is not counted)."""
-        newest = _day_number(batch_at.date()) - self.feedback_delay_days - 1
+        newest = day_number(batch_at.date()) - self.feedback_delay_days - 1
         fraud_days: dict[str, list[int]] = {}  # each merchant's confirmed frauds' days, in order
         for merchant, day in sorted(
             zip(frauds.merchant_ids, (frauds.happened_micros // DAY_MICROS).tolist(), strict=True), key=_by_day
@@ -116,11 +110,9 @@ class SimilarityStep:
                 fraud_days.setdefault(merchant, []).append(day)
         needed: set[tuple[str, date]] = set()
         for merchant, day in merchant_days:
-            first, last = fraud_share_days(_day_number(day), self.feedback_delay_days)
-            last = min(last, newest)
-            # Every day of the window, or none: a share's denominator is the sum over all of them.
-            if merchant in fraud_days and _any_between(fraud_days[merchant], first, last):
-                needed.update((merchant, _EPOCH + timedelta(days=number)) for number in range(first, last + 1))
+            window = share_days_to_read(day_number(day), fraud_days.get(merchant, []), self.feedback_delay_days, newest)
+            if window is not None:
+                needed.update((merchant, day_of_number(number)) for number in range(window[0], window[1] + 1))
         if not needed:
             return MerchantTotals.none()
         self._held_totals = {key: count for key, count in self._held_totals.items() if key in needed}
@@ -150,7 +142,7 @@ class SimilarityStep:
         held = self._held_totals
         return MerchantTotals(
             np.array([merchant for merchant, _ in held], dtype=object),
-            np.array([_day_number(day) for _, day in held], dtype=np.int64),
+            np.array([day_number(day) for _, day in held], dtype=np.int64),
             np.array(list(held.values()), dtype=np.int64),
         )
 

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -27,14 +27,15 @@ from fraudshop.model.authorization import (
     Signal,
     StoredState,
     authorize,
-    merchant_total_days,
+    transaction_day,
     vectorised,
 )
 from fraudshop.model.cases import KnownCases
 from fraudshop.model.changes import InvalidField, checked_id, to_cassandra_time
 from fraudshop.model.features import DAY_MICROS, HISTORY_DAYS
 from fraudshop.model.records import CHANNELS, is_merchant_category
-from fraudshop.model.risk import ConfirmedFrauds, MerchantTotals, RiskModel
+from fraudshop.model.risk import ConfirmedFrauds, MerchantTotals, RiskModel, share_days_to_read
+from fraudshop.model.rule_evaluation import history_since
 from fraudshop.model.rules import NewMerchant, Rule, RuleKind, RuleScope
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,7 @@ class Authorizer:
         customer_rules = await self.store.rules(RuleScope.CUSTOMER, holder) if holder else []
         rules: list[Rule] = [*account_rules, *customer_rules, *merchant_rules]
         lookback = max((r.definition.lookback_days for r in rules if isinstance(r.definition, NewMerchant)), default=0)
-        month_start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        since = min(month_start, at - timedelta(days=max(lookback, HISTORY_DAYS)))
+        since = history_since(at, max(lookback, HISTORY_DAYS))
         counts_daily = any(r.kind is RuleKind.MERCHANT_DAILY_COUNT for r in merchant_rules)
         history, merchant_day = await asyncio.gather(
             self.store.history(account, since),
@@ -181,9 +181,8 @@ class Authorizer:
         merchant = record.get("merchant_id")
         if merchant is None or not len(frauds):
             return None
-        first, last = merchant_total_days(record, self.policy.feedback_delay_days)
-        days = frauds.happened_micros[frauds.merchant_ids == merchant] // DAY_MICROS
-        return (first, last) if bool(((days >= first) & (days <= last)).any()) else None
+        fraud_days: list[int] = np.sort(frauds.happened_micros[frauds.merchant_ids == merchant] // DAY_MICROS).tolist()
+        return share_days_to_read(transaction_day(record), fraud_days, self.policy.feedback_delay_days)
 
     async def authorization_of(self, record: dict[str, Any]) -> tuple[StoredState, Authorization]:
         frauds, model = self._held  # one refresh's, whatever refresh lands while the state is read

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fraudshop.config import load_config
 from fraudshop.model.authorization import (
@@ -22,8 +24,21 @@ from fraudshop.model.authorization import (
     vectorised,
 )
 from fraudshop.model.cases import SIMILARITY_KIND
-from fraudshop.model.features import events_frame, transactions_frame, vectors_of
-from fraudshop.model.risk import RISK_FEATURES, RiskModel
+from fraudshop.model.features import (
+    events_frame,
+    transaction_context,
+    transaction_vectors,
+    transactions_frame,
+    vectors_of,
+)
+from fraudshop.model.risk import (
+    RISK_FEATURES,
+    ConfirmedFrauds,
+    MerchantTotals,
+    RiskModel,
+    risk_features,
+    risk_features_of,
+)
 from fraudshop.model.rule_evaluation import Txn
 from fraudshop.model.rules import (
     AmountOver,
@@ -243,3 +258,52 @@ def test_the_api_schema_documents_authorize_with_the_models_decisions_and_signal
     assert schemas["Decision"]["enum"] == [decision.value for decision in Decision]
     assert schemas["Signal"]["enum"] == [signal.value for signal in Signal]
     assert set(schemas["TransactionIn"]["required"]) == {"account_no", "tranid", "amount"}
+
+
+_MINUTES = st.integers(min_value=-45 * 24 * 60, max_value=0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    history=st.lists(
+        st.tuples(_MINUTES, st.sampled_from([5.0, 20.0, 20.0, 80.0, -10.0]), st.sampled_from(["M1", "M2", None])),
+        max_size=25,
+    ),
+    changes=st.lists(_MINUTES, max_size=3),
+    merchant=st.sampled_from(["M1", "M2", "M3", None]),
+    amount=st.sampled_from([1.0, 20.0, 500.0]),
+    restored=st.booleans(),
+)
+def test_the_single_transaction_path_gives_the_streams_context_vector_and_features(
+    history: list[tuple[int, float, str | None]],
+    changes: list[int],
+    merchant: str | None,
+    amount: float,
+    restored: bool,
+) -> None:
+    """``vectorised`` builds the history's arrays without pandas; the stream's frames must give the same
+    context, vector and risk features for any history: ties in time, missing merchants, refunds, changes,
+    and a stored copy of the transaction itself (a replay), which the transaction's own values replace."""
+    stored_txns = [
+        Txn("A1", NOW + timedelta(minutes=minutes), f"T{number:02d}", value, at_merchant, "5411")
+        for number, (minutes, value, at_merchant) in enumerate(history)
+    ]
+    transaction = {**record(amount=amount), "merchant_id": merchant}
+    if restored:  # the job stored this very transaction already, with another amount
+        stored_txns.append(Txn("A1", NOW, "T-NEW", 999.0, "M9", "5411"))
+    change_times = [(NOW + timedelta(minutes=minutes), "email") for minutes in changes]
+    mine = vectorised(transaction, state(history=tuple(stored_txns), changes=tuple(change_times)))
+    frame = transactions_frame([transaction])
+    events = events_frame(
+        transactions_frame([{**vars(t), "channel": None} for t in stored_txns]) if stored_txns else frame.iloc[:0],
+        [("A1", at) for at, _ in change_times],
+    )
+    context = transaction_context(frame, events)
+    np.testing.assert_array_equal(mine.context, context.to_numpy(dtype=float))
+    np.testing.assert_array_equal(mine.vector, transaction_vectors(frame, context)[0])
+    similarity = np.array([0.5])
+    none, totals = ConfirmedFrauds.none(), MerchantTotals.none()
+    np.testing.assert_array_equal(
+        risk_features_of(mine.inputs, mine.context, similarity, none, totals, 7),
+        risk_features(frame, context, similarity, none, totals, 7),
+    )

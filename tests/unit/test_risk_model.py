@@ -24,6 +24,7 @@ from fraudshop.model.risk import (
     fraud_share_days,
     merchant_fraud_shares,
     risk_features,
+    share_days_to_read,
 )
 from fraudshop.pipeline.training import NotEnoughLabels, train_risk_model
 from fraudshop.transforms.training import labelled_transactions, training_window
@@ -114,10 +115,20 @@ def test_a_merchants_fraud_share_is_of_its_days_ending_the_feedback_delay_before
         days=np.array([d - 7, d - 8, d - 10, d - 20, d - 37, d - 38, d - 8]),  # the month: d - 37 to d - 8
         transactions=np.array([1000, 4, 6, 10, 5, 1000, 50]),
     )
-    merchants = pd.Series(["M1", "M2", None, "M3"], dtype=object)
+    merchants = np.array(["M1", "M2", None, "M3"], dtype=object)
     shares = merchant_fraud_shares(merchants, np.full(4, micros(at)), frauds, totals, 7)
     np.testing.assert_allclose(shares, np.array([[1 / 4, 2 / 10, 2 / 25], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))
     assert fraud_share_days(d, 7) == (d - 37, d - 8)
+
+
+def test_a_merchants_totals_are_read_only_when_a_confirmed_fraud_falls_in_the_shares_days() -> None:
+    d = 20_000
+    assert share_days_to_read(d, [d - 37], 7) == (d - 37, d - 8)  # the window's first day
+    assert share_days_to_read(d, [d - 50, d - 8, d], 7) == (d - 37, d - 8)  # its last
+    assert share_days_to_read(d, [d - 38, d - 7], 7) is None  # just outside either edge
+    assert share_days_to_read(d, [], 7) is None
+    assert share_days_to_read(d, [d - 20], 7, newest=d - 21) is None  # the batch's newest day cuts it
+    assert share_days_to_read(d, [d - 20], 7, newest=d - 10) == (d - 37, d - 10)
 
 
 def test_features_without_history_are_neutral_and_never_nan() -> None:

@@ -25,7 +25,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from fraudshop.model.rule_evaluation import Hit, Txn, judge_batch
+from fraudshop.model.rule_evaluation import Hit, Txn, history_since, judge_batch
 from fraudshop.model.rules import (
     AmountOver,
     MerchantAmountOver,
@@ -377,3 +377,10 @@ def test_micro_batches_find_the_hits_of_the_oracle(
             assert hits_of(judge(spark, batch, rules, list(written.values()), sorted(done))) == found
         stored = written
         done |= {hit.hit_id for hit in found}
+
+
+def test_the_history_starts_at_the_month_or_the_longest_lookback_whichever_is_earlier() -> None:
+    at = datetime(2026, 3, 20, 15, 30, tzinfo=UTC)
+    assert history_since(at, 5) == datetime(2026, 3, 1, tzinfo=UTC)  # the monthly caps need the month
+    assert history_since(at, 30) == datetime(2026, 2, 18, 15, 30, tzinfo=UTC)
+    assert history_since(datetime(2026, 3, 1, tzinfo=UTC), 0) == datetime(2026, 3, 1, tzinfo=UTC)

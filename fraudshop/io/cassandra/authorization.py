@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cassandra import ConsistencyLevel
@@ -17,11 +17,10 @@ from fraudshop.io.cassandra.session import prepared
 from fraudshop.model.authorization import Authorization, NearCaseOf
 from fraudshop.model.cases import CaseLabel
 from fraudshop.model.changes import as_utc
+from fraudshop.model.features import day_number, day_of_number
 from fraudshop.model.rule_evaluation import Txn
 from fraudshop.model.rules import Rule, RuleScope
 from fraudshop.model.tables import AUTHORIZATION_COLUMNS, RULE_COLUMNS, SCORE_COLUMNS
-
-_EPOCH = date(1970, 1, 1)
 
 
 async def rows_of(session: Session, statement: PreparedStatement, values: Sequence[object]) -> list[Any]:
@@ -117,13 +116,12 @@ class AuthorizationStore:
     async def merchant_totals(self, merchant_id: str, first: int, last: int) -> dict[int, int]:
         """The merchant's counted days from day number ``first`` to ``last``: {day number: transactions}; a
         day not counted yet is counted now from its transactions (as the stream does; not stored here)."""
-        first_day, last_day = _EPOCH + timedelta(days=first), _EPOCH + timedelta(days=last)
-        rows = await self._rows("merchant_totals", (merchant_id, first_day, last_day))
-        totals = {(_as_date(row.day) - _EPOCH).days: row.transactions for row in rows}
+        rows = await self._rows("merchant_totals", (merchant_id, day_of_number(first), day_of_number(last)))
+        totals = {day_number(_as_date(row.day)): row.transactions for row in rows}
         missing = [number for number in range(first, last + 1) if number not in totals]
         if missing:
             counted = await asyncio.gather(
-                *(self._rows("merchant_count", (merchant_id, _EPOCH + timedelta(days=number))) for number in missing)
+                *(self._rows("merchant_count", (merchant_id, day_of_number(number))) for number in missing)
             )
             totals.update({number: int(rows[0].n) for number, rows in zip(missing, counted, strict=True)})
         return totals

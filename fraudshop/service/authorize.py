@@ -148,22 +148,30 @@ class Authorizer:
         account, merchant = record["account_no"], record.get("merchant_id")
         at: datetime = record["tranpostdt"]
         totals = self._totals_needed(record, frauds)
-        holder, account_rules, merchant_rules, changes, counted = await asyncio.gather(
+        # Two rounds, three when a customer's rule looks back further than the account's and merchant's: the
+        # history every transaction needs (its month and the vector's 30 days) is read with the first; the
+        # customer's rules wait for the holder, the merchant's day for its rules, older history for a lookback.
+        recent_since = history_since(at, HISTORY_DAYS)
+        holder, account_rules, merchant_rules, changes, counted, recent = await asyncio.gather(
             self.store.holder(account),
             self.store.rules(RuleScope.ACCOUNT, account),
             self.store.rules(RuleScope.MERCHANT, merchant) if merchant else _nothing(),
             self.store.changes(account),
             self.store.merchant_totals(merchant, *totals) if merchant and totals else _no_totals(),
+            self.store.history(account, recent_since),
         )
-        customer_rules = await self.store.rules(RuleScope.CUSTOMER, holder) if holder else []
-        rules: list[Rule] = [*account_rules, *customer_rules, *merchant_rules]
-        lookback = max((r.definition.lookback_days for r in rules if isinstance(r.definition, NewMerchant)), default=0)
-        since = history_since(at, max(lookback, HISTORY_DAYS))
+        known_since = history_since(at, max(HISTORY_DAYS, _longest_lookback([*account_rules, *merchant_rules])))
         counts_daily = any(r.kind is RuleKind.MERCHANT_DAILY_COUNT for r in merchant_rules)
-        history, merchant_day = await asyncio.gather(
-            self.store.history(account, since),
+        customer_rules, merchant_day, older = await asyncio.gather(
+            self.store.rules(RuleScope.CUSTOMER, holder) if holder else _nothing(),
             self.store.merchant_day(merchant, at.date()) if merchant and counts_daily else _nothing(),
+            self.store.history(account, known_since, recent_since) if known_since < recent_since else _nothing(),
         )
+        since = history_since(at, max(HISTORY_DAYS, _longest_lookback(customer_rules)))
+        if since < known_since:
+            older = [*await self.store.history(account, since, known_since), *older]
+        rules: list[Rule] = [*account_rules, *customer_rules, *merchant_rules]
+        history = [*older, *recent]
         merchant_totals = (
             MerchantTotals(
                 np.array([merchant] * len(counted), dtype=object),
@@ -190,6 +198,11 @@ class Authorizer:
         transaction = vectorised(record, state)
         nearest = await self.store.nearest(transaction.vector.tolist(), self.policy.nearest)
         return state, authorize(record, state, transaction, nearest, model, self.policy)
+
+
+def _longest_lookback(rules: list[Rule]) -> int:
+    """The longest history any of ``rules`` looks back at (a new merchant's lookback), in days."""
+    return max((r.definition.lookback_days for r in rules if isinstance(r.definition, NewMerchant)), default=0)
 
 
 async def _nothing() -> list[Any]:

@@ -66,6 +66,8 @@ class AuthorizationStore:
             "rules": f"SELECT {', '.join(RULE_COLUMNS)} FROM {ks}.rule WHERE scope = ? AND scope_id = ?",
             "history": "SELECT account_no, tranpostdt, tranid, amount, merchant_id, merchant_category "
             f"FROM {ks}.transaction WHERE account_no = ? AND tranpostdt >= ?",
+            "history_before": "SELECT account_no, tranpostdt, tranid, amount, merchant_id, merchant_category "
+            f"FROM {ks}.transaction WHERE account_no = ? AND tranpostdt >= ? AND tranpostdt < ?",
             "changes": f"SELECT last_updated, change_type FROM {ks}.cust_change WHERE account_no = ?",
             "merchant_day": f"SELECT tranpostdt, account_no, tranid, amount FROM {ks}.transaction_by_merchant_day "
             "WHERE merchant_id = ? AND day = ?",
@@ -97,11 +99,17 @@ class AuthorizationStore:
     async def rules(self, scope: RuleScope, scope_id: str) -> list[Rule]:
         return [Rule.from_row(row._asdict()) for row in await self._rows("rules", (scope.value, scope_id))]
 
-    async def history(self, account_no: str, since: datetime) -> list[Txn]:
-        """The account's stored transactions from ``since`` (a row the job only scored has no amount: skipped)."""
+    async def history(self, account_no: str, since: datetime, before: datetime | None = None) -> list[Txn]:
+        """The account's stored transactions from ``since`` (and before ``before``, if given); a row the job
+        only scored has no amount: skipped."""
+        rows = await (
+            self._rows("history", (account_no, since))
+            if before is None
+            else self._rows("history_before", (account_no, since, before))
+        )
         return [
             Txn(row.account_no, as_utc(row.tranpostdt), row.tranid, row.amount, row.merchant_id, row.merchant_category)
-            for row in await self._rows("history", (account_no, since))
+            for row in rows
             if row.amount is not None
         ]
 

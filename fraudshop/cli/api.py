@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from fraudshop.cli.registry import Commands, add_command
-from fraudshop.config import Config
+from fraudshop.config import Config, as_environment
+
+#: What each of ``api.workers`` worker processes serves: the app of the configuration in its environment.
+APP_FACTORY = "fraudshop.service.api:app_from_environment"
 
 
 def api(config: Config, args: argparse.Namespace) -> int:
@@ -13,7 +17,13 @@ def api(config: Config, args: argparse.Namespace) -> int:
 
     from fraudshop.service.api import create_app
 
-    uvicorn.run(create_app(config), host=config.api.host, port=config.api.port, log_level="info")
+    host, port = config.api.host, config.api.port
+    if config.api.workers == 1:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info")
+        return 0
+    # Each worker is a new process that builds its own app: this config reaches it through the environment.
+    os.environ.update(as_environment(config))
+    uvicorn.run(APP_FACTORY, factory=True, workers=config.api.workers, host=host, port=port, log_level="info")
     return 0
 
 

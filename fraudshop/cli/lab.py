@@ -87,11 +87,18 @@ def bench_authorize(config: Config, args: argparse.Namespace) -> int:
             f"{route} at {phase['offered_per_s']:g}/s",
             phase["reached_per_s"],
             *phase["latency_ms"].values(),
-            phase["api_cpu_ms_per_request"],
+            *(phase["cpu_ms_per_request"][part] for part in ("api", "cassandra", "load generator")),
+            f"{phase['cores_busy']:g} of {phase['cores']}",
         ]
         for route, phase in phases
     ]
-    print_table(("route", "reached/s", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "API CPU ms/req"), rows)
+    print_table(
+        (
+            "route", "reached/s", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms",
+            "CPU ms/req: API", "Cassandra", "load generator", "cores busy",
+        ),
+        rows,
+    )  # fmt: skip
     target = result["target"]
     print(
         f"decisions {result['decisions']}; statuses {result['statuses']}; target p99 {target['p99_ms']} ms: "

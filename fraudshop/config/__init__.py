@@ -130,6 +130,7 @@ class ApiConfig(_Section):
     require_token: bool
     max_future_skew_seconds: NotNegative
     max_id_length: AtLeastOne
+    workers: Annotated[int, Field(ge=1, le=64)]
 
     @property
     def max_future_skew(self) -> timedelta:

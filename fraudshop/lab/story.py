@@ -16,7 +16,10 @@
 7. the similarity chapter: :func:`seed_known_cases` (the workload's labelled patterns), :func:`tested_card`
    and :func:`send_ordinary_month` (CUST-ERIN's month, scored), :func:`send_card_testing` (her card is
    tested), :func:`foretell_similarity_hits` (what the job's functions say it will find),
-   :func:`show_similarity_notifications` and :func:`show_burst_scores`.
+   :func:`show_similarity_notifications` and :func:`show_burst_scores`;
+8. the authorization chapter: :func:`confirm_burst` (the fraud team confirms the burst), :func:`train_demo_model`
+   (the risk model learns from it) and :func:`authorize_payment` (``POST /authorize`` of
+   :func:`next_card_test`, decided before it posts: blocked, with its reasons).
 
 :class:`Running` holds everything started, and stops it all, also when a step fails halfway (and at
 interpreter exit). Every wait is bounded, and gives up at once when the job has stopped.
@@ -49,13 +52,14 @@ from matplotlib.ticker import MaxNLocator
 
 from fraudshop.config import Config, KafkaConfig, as_environment
 from fraudshop.io.cassandra.cases import CaseStore
+from fraudshop.io.cassandra.models import ModelStore
 from fraudshop.io.cassandra.reads import ALERT_SUMMARY_COLUMNS
 from fraudshop.io.cassandra.schema import apply_schema
 from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.io.kafka.notification_reader import NotificationFeed
 from fraudshop.io.kafka.producer import send_transactions
 from fraudshop.io.kafka.topics import ensure_topic
-from fraudshop.jobs.launcher import start_job, stop_job
+from fraudshop.jobs.launcher import TRAINING_JOB, start_job, stop_job
 from fraudshop.lab.console import print_table, step
 from fraudshop.lab.patterns import FraudPattern, pattern_instances, seeded_pattern_cases
 from fraudshop.lab.stack import stack_up
@@ -68,10 +72,20 @@ from fraudshop.lab.workload import (
     record_time,
     synthetic_transactions,
 )
-from fraudshop.model.cases import SIMILARITY_KIND, SIMILARITY_RULE_ID, FraudCase, KnownCases, scores_against
+from fraudshop.model.cases import (
+    SIMILARITY_KIND,
+    SIMILARITY_RULE_ID,
+    CaseLabel,
+    CaseSource,
+    FraudCase,
+    KnownCases,
+    scores_against,
+    transaction_case_id,
+)
 from fraudshop.model.changes import as_utc
-from fraudshop.model.features import events_frame, transactions_frame, vectors_of
+from fraudshop.model.features import TRANSACTION_INPUTS, events_frame, transactions_frame, vectors_of
 from fraudshop.model.records import Transaction
+from fraudshop.model.risk import RiskModel
 from fraudshop.model.rule_evaluation import Txn, judge_batch
 from fraudshop.model.rules import OWNER_FIELDS, PARAMETERS, RULE_DEFINITION, Rule, RuleKind
 from fraudshop.model.tables import TRANSACTION_KEY
@@ -860,8 +874,11 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
             f"\n== 7. Similarity: the fraud team's known cases, then {TESTED_CUSTOMER_ID}'s card is tested",
             flush=True,
         )
-        run_similarity_chapter(running)
+        burst = run_similarity_chapter(running)
         print(f"   Her hits: fraudshop hits --customer {TESTED_CUSTOMER_ID}; the cases: fraudshop cases list")
+        print("\n== 8. Before it posts: the fraud team confirms the burst, and the next test is decided", flush=True)
+        run_authorize_chapter(running, api, burst)
+        print(f"   Every decision is in {running.keyspace}.authorization; the API's schema: {api.base_url}/docs")
     finally:
         running.stop()
     print("The local stack is still running for your queries; stop it with: fraudshop stack down")
@@ -1029,8 +1046,8 @@ def show_burst_scores(
     return rows
 
 
-def run_similarity_chapter(running: Running) -> list[Any]:
-    """The whole chapter, as ``fraudshop demo`` tells it: returns the burst's stored rows."""
+def run_similarity_chapter(running: Running) -> list[Transaction]:
+    """The whole chapter, as ``fraudshop demo`` tells it: returns the burst as sent."""
     watch = watch_notifications(running)
     seed_known_cases(running)
     card = tested_card()
@@ -1043,4 +1060,108 @@ def run_similarity_chapter(running: Running) -> list[Any]:
     print(f"   {len(foretold)} of {len(burst)} look like known card testing. The job announces each:")
     show_similarity_notifications(watch, running, expected=len(foretold))
     print("\n   And stores every payment's score with it:")
-    return show_burst_scores(running, burst, expected_hits=len(foretold))
+    show_burst_scores(running, burst, expected_hits=len(foretold))
+    return burst
+
+
+#: Who confirms the burst in the demo (``fraud_case.recorded_by``).
+DEMO_ANALYST = "demo-analyst"
+#: What the authorization chapter's table shows of each reason.
+REASON_COLUMNS: tuple[str, ...] = ("signal", "kind", "outcome", "detail")
+
+
+def confirm_burst(running: Running, burst: Sequence[Transaction]) -> list[FraudCase]:
+    """The fraud team confirms every payment of the burst as fraud, as the review desk does: a ``fraud_case``
+    of each (source ``analyst``) with the vector the job stored, so the risk model can learn from them.
+    Prints and returns the cases."""
+    wanted = {t["tranid"] for t in burst}
+    rows = running.cassandra.execute(
+        "SELECT tranpostdt, tranid, amount, merchant_id, vector "
+        f"FROM {running.keyspace}.transaction WHERE account_no = %s",
+        (TESTED_ACCOUNT,),
+    )
+    now = datetime.now(UTC)
+    cases = [
+        FraudCase(
+            case_id=transaction_case_id(TESTED_ACCOUNT, as_utc(row.tranpostdt), row.tranid),
+            vector=tuple(row.vector),
+            label=CaseLabel.FRAUD,
+            source=CaseSource.ANALYST,
+            pattern=FraudPattern.CARD_TESTING.value,
+            recorded_at=now,
+            recorded_by=DEMO_ANALYST,
+            account_no=TESTED_ACCOUNT,
+            tranpostdt=as_utc(row.tranpostdt),
+            tranid=row.tranid,
+            merchant_id=row.merchant_id,
+            amount=row.amount,
+        )
+        for row in rows
+        if row.tranid in wanted and row.vector is not None
+    ]
+    CaseStore(running.cassandra, running.keyspace).record(cases)
+    print(f"   {DEMO_ANALYST} confirms the {len(cases)} payments of the burst as card-testing fraud (fraud_case)")
+    return cases
+
+
+def train_demo_model(running: Running, timeout: float = 600) -> RiskModel:
+    """Train the risk model on what the job has scored so far, as ``fraudshop model train`` does (Spark MLlib,
+    spark-submitted), with the labels' feedback delay at 0 days: here the team's confirmations come back at
+    once, where the default (``risk.feedback_delay_days``, 7) leaves the newest week out of training.
+    Prints and returns the new model; its log is ``<log dir>/demo-training.log``."""
+    config = running.config.with_settings("risk.feedback_delay_days=0")
+    log_file = log_dir(config) / "demo-training.log"
+    with open(log_file, "ab") as output:
+        training = start_job(config, output, script=TRAINING_JOB)
+    try:
+        with step("training the risk model (spark-submit, about a minute)"):
+            code = training.wait(timeout)
+    finally:
+        stop_job(training)
+    if code != 0:
+        raise RuntimeError(f"the training job ended with exit code {code}: see {log_file}")
+    model = ModelStore(running.cassandra, running.keyspace).current()
+    assert model is not None
+    print_table(
+        ("model_version", "transactions", "frauds", "training AUC ROC"),
+        [[model.version, model.training_rows, model.training_frauds, round(model.training_auc, 4)]],
+    )
+    return model
+
+
+def next_card_test(burst: Sequence[Transaction]) -> Transaction:
+    """The fraudster's next payment on Erin's card: like the burst's last, a moment later, not posted yet."""
+    last = burst[-1]
+    return {**last, "tranid": f"{last['tranid']}-next", "tranpostdt": record_time(datetime.now(UTC))}
+
+
+def authorize_payment(api: ApiClient, payment: Transaction, model: RiskModel, timeout: float = 30) -> dict[str, Any]:
+    """``POST /authorize`` of ``payment``, once the API holds ``model`` (it re-reads the newest model every
+    ``authorize.refresh_seconds``); prints the decision and every reason, and returns the answer."""
+    body = {name: payment.get(name) for name in TRANSACTION_INPUTS}  # the request's fields
+
+    def decided_with_model() -> bool:
+        decided.append(api.authorize(body))
+        return bool(decided[-1]["model_version"] == model.version)
+
+    decided: list[dict[str, Any]] = []
+    with step("waiting for the API to hold the new model"):
+        wait_until(decided_with_model, timeout, "the API to hold the new model", interval=1)
+    answer = decided[-1]
+    print(
+        f"POST /authorize {float(payment['amount']):.2f} at {payment['merchant_id']} on {TESTED_CUSTOMER_ID}'s card: "
+        f"{answer['decision'].upper()} (similarity {answer['risk_score']:.3f}, fraud probability "
+        f"{answer['fraud_probability']:.3f})",
+        flush=True,
+    )
+    print_table(REASON_COLUMNS, [[reason[name] for name in REASON_COLUMNS] for reason in answer["reasons"]])
+    return answer
+
+
+def run_authorize_chapter(running: Running, api: ApiClient, burst: Sequence[Transaction]) -> dict[str, Any]:
+    """The whole chapter, as ``fraudshop demo`` tells it: returns the answer to the next card test."""
+    confirm_burst(running, burst)
+    print("   The risk model learns from them (fraudshop model train):")
+    model = train_demo_model(running)
+    print("   The fraudster tries the card once more. The bank asks fraudshop before the payment posts:")
+    return authorize_payment(api, next_card_test(burst), model)

@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from fraudshop.config import Config, ConfigError
+from fraudshop.config import Config, ConfigError, load_config
 from fraudshop.io.cassandra.authorization import AuthorizationStore
 from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.changes import record_profile_change
@@ -240,6 +240,11 @@ Profiles = Annotated[ProfileStore, Depends(_profiles)]
 Rules = Annotated[RuleStore, Depends(_rules)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Rows per page")]
 PageToken = Annotated[str | None, Query(description="next_page of the previous response")]
+
+
+def app_from_environment() -> FastAPI:
+    """The app of the configuration the environment gives: what each worker of ``api.workers`` > 1 serves."""
+    return create_app(load_config())
 
 
 def create_app(config: Config) -> FastAPI:

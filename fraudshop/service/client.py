@@ -41,6 +41,10 @@ class ApiClient:
             body["changed_at"] = changed_at.isoformat()
         return self._object("POST", "/changes", body)
 
+    def authorize(self, transaction: dict[str, Any]) -> dict[str, Any]:
+        """``POST /authorize``: the decision on a transaction before it posts, with every reason."""
+        return self._object("POST", "/authorize", transaction)
+
     def put_profile(self, customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
         """``PUT /customers/{id}/profile``: the whole profile; returns the outcome and the changes recorded."""
         return self._object("PUT", f"/customers/{customer_id}/profile", profile)

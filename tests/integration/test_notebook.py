@@ -4,7 +4,9 @@ after that customer's profile change; the edit that is no change records and fla
 rules chapter, Dave's cap asks him to confirm the purchase that takes his month over £20, the coffee
 shop's staff confirm the £65 sale, and each hit was announced on the notifications topic as it came. In
 the similarity chapter, the card-testing burst on Erin's card becomes similar_to_fraud hits, each
-announced, and none of her ordinary month does."""
+announced, and none of her ordinary month does. In the authorization chapter, the analyst confirms the
+burst, the risk model trained on it blocks the next card test through POST /authorize, and the
+decision is recorded with its reasons."""
 
 from __future__ import annotations
 
@@ -178,3 +180,24 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
         (SIMILARITY_KIND, TESTED_CUSTOMER_ID, hit.tranid) for hit in erins
     )
     assert "True" in text_of(tagged(notebook, "burst-scores"))
+
+    # The authorization chapter: the burst confirmed by the analyst, a model trained on it, and the next
+    # card test blocked by that model before it posts, its decision recorded with its reasons.
+    confirmed = [
+        row
+        for row in cassandra.execute(f"SELECT source, account_no, tranid, amount, label FROM {keyspace}.fraud_case")
+        if row.source == "analyst"
+    ]
+    assert confirmed and {(row.account_no, row.label) for row in confirmed} == {(TESTED_ACCOUNT, "fraud")}
+    assert all(row.amount <= 2.0 for row in confirmed)  # the burst's payments, 0.50 to 2.00
+    (model,) = list(cassandra.execute(f"SELECT model_version, training_frauds FROM {keyspace}.risk_model"))
+    assert model.training_frauds == len(confirmed)
+    decisions = list(
+        cassandra.execute(f"SELECT * FROM {keyspace}.authorization WHERE account_no = %s", (TESTED_ACCOUNT,))
+    )
+    blocked = [row for row in decisions if row.model_version == model.model_version]
+    assert blocked and all(row.decision == "block" for row in blocked), decisions
+    assert all(row.fraud_probability >= isolated_config.authorize.block_probability for row in blocked)
+    assert "risk_model" in blocked[-1].reason_signals
+    assert "BLOCK" in stdout_of(tagged(notebook, "authorize"))
+    assert "fraud_probability" in text_of(tagged(notebook, "authorize"))

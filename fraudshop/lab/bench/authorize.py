@@ -36,6 +36,7 @@ from fraudshop.lab.bench.run import load_rules
 from fraudshop.lab.bench.workload import Workload
 from fraudshop.lab.scratch import scratch_space
 from fraudshop.lab.stack import stack_up
+from fraudshop.lab.stack.cassandra import cassandra_server
 from fraudshop.lab.story import start_api
 from fraudshop.lab.workload import synthetic_transactions
 from fraudshop.model.changes import to_cassandra_time
@@ -149,7 +150,25 @@ class _Phase:
     statuses: Counter[str]
     decisions: Counter[str]
     seconds: float
-    cpu_seconds: float
+    #: CPU seconds over the phase: each part's (:class:`_CpuMeter`) and the whole machine's.
+    cpu_seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _CpuMeter:
+    """What each part of the bench costs in CPU: the API (its workers included), Cassandra, this process
+    (the load generator) and the machine as a whole (every core's busy time), so a phase shows what bounds
+    it: the machine's cores, or one part's."""
+
+    #: Each part's process, and whether its children count too (the API's workers do; this process's
+    #: child is the API).
+    parts: dict[str, tuple[psutil.Process, bool]]
+
+    def seconds(self) -> dict[str, float]:
+        used = {name: _cpu_seconds(process, children) for name, (process, children) in self.parts.items()}
+        machine = psutil.cpu_times()
+        used["machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return used
 
 
 async def _drive(
@@ -158,7 +177,7 @@ async def _drive(
     bodies: Iterator[dict[str, Any]] | None,
     rate: float,
     seconds: float,
-    api: psutil.Process,
+    meter: _CpuMeter,
 ) -> _Phase:
     """Send ``rate`` requests/s for ``seconds``, open-loop; each latency from its scheduled time."""
     latencies: list[float] = []
@@ -177,7 +196,7 @@ async def _drive(
         latencies.append((time.perf_counter() - at) * 1000)
 
     count = int(rate * seconds)
-    cpu_before = api.cpu_times()
+    cpu_before = meter.seconds()
     started = time.perf_counter()
     tasks = []
     for number in range(count):
@@ -187,23 +206,36 @@ async def _drive(
         tasks.append(asyncio.create_task(one(at, next(bodies) if bodies is not None else None)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    cpu_after = api.cpu_times()
-    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-    return _Phase(latencies, statuses, decisions, elapsed, cpu)
+    cpu_after = meter.seconds()
+    return _Phase(
+        latencies, statuses, decisions, elapsed, {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    )
 
 
-async def _phases(url: str, plan: AuthorizePlan, api: psutil.Process) -> tuple[_Phase, _Phase, _Phase]:
+def _cpu_seconds(root: psutil.Process, children: bool) -> float:
+    """The CPU seconds (user and system) a process (and its children) have used."""
+    used = 0.0
+    for process in (root, *(root.children(recursive=True) if children else ())):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:  # uvicorn's supervisor restarted a worker
+            continue
+        used += times.user + times.system
+    return used
+
+
+async def _phases(url: str, plan: AuthorizePlan, meter: _CpuMeter) -> tuple[_Phase, _Phase, _Phase]:
     """Warm-up (unmeasured), then POST /authorize at the light rate, GET /health's floor at the target's rate and
     POST /authorize at it, over one client's connections (kept alive, so the measured requests do not open them)."""
     bodies = request_bodies(plan)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     headers = {"Authorization": f"Bearer {_TOKEN}"}
     async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=30) as client:
-        await _drive(client, "/authorize", bodies, plan.light_rate, plan.warmup_seconds, api)
-        light = await _drive(client, "/authorize", bodies, plan.light_rate, plan.seconds, api)
+        await _drive(client, "/authorize", bodies, plan.light_rate, plan.warmup_seconds, meter)
+        light = await _drive(client, "/authorize", bodies, plan.light_rate, plan.seconds, meter)
         # After the light phase: Cassandra has settled from the seeding (flushes, the vector index's build).
-        floor = await _drive(client, "/health", None, plan.rate, min(plan.seconds, 20.0), api)
-        measured = await _drive(client, "/authorize", bodies, plan.rate, plan.seconds, api)
+        floor = await _drive(client, "/health", None, plan.rate, min(plan.seconds, 20.0), meter)
+        measured = await _drive(client, "/authorize", bodies, plan.rate, plan.seconds, meter)
     return floor, light, measured
 
 
@@ -220,7 +252,13 @@ def _summary(phase: _Phase, offered: float) -> dict[str, Any]:
             "mean": round(float(latencies.mean()), 2),
             "max": round(float(latencies.max()), 2),
         },
-        "api_cpu_ms_per_request": round(1000 * phase.cpu_seconds / max(count, 1), 2),
+        "api_cpu_ms_per_request": round(1000 * phase.cpu_seconds["api"] / max(count, 1), 2),
+        "cpu_ms_per_request": {
+            name: round(1000 * seconds / max(count, 1), 2) for name, seconds in phase.cpu_seconds.items()
+        },
+        # The machine's cores busy over the phase, out of psutil.cpu_count(): at the count, nothing more fits.
+        "cores_busy": round(phase.cpu_seconds["machine"] / phase.seconds, 2),
+        "cores": psutil.cpu_count(),
     }
 
 
@@ -237,7 +275,16 @@ def run_authorize_bench(base_config: Config, plan: AuthorizePlan, output: Path) 
             api = start_api(served, api_log)
         try:
             url = f"http://{served.api.host}:{served.api.port}"
-            floor, light, measured = asyncio.run(_phases(url, plan, psutil.Process(api.pid)))
+            cassandra = cassandra_server(config).process()
+            assert cassandra is not None  # stack_up started it
+            meter = _CpuMeter(
+                {
+                    "api": (psutil.Process(api.pid), True),
+                    "cassandra": (cassandra, False),
+                    "load generator": (psutil.Process(), False),
+                }
+            )
+            floor, light, measured = asyncio.run(_phases(url, plan, meter))
         finally:
             api.terminate()
             api.wait(30)
@@ -254,6 +301,7 @@ def run_authorize_bench(base_config: Config, plan: AuthorizePlan, output: Path) 
         "light": {**_summary(light, plan.light_rate), "decisions": dict(sorted(light.decisions.items()))},
         "target": {"p99_ms": f"<= {TARGET_P99_MS:g} at {plan.rate:g}/s", "value": p99, "met": met},
         "plan": {**asdict(plan), "workload": asdict(plan.workload)},
+        "api_workers": config.api.workers,
         "stored_transactions": history,
         "known_cases": cases,
     }

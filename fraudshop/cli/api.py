@@ -22,6 +22,8 @@ def api(config: Config, args: argparse.Namespace) -> int:
         uvicorn.run(create_app(config), host=host, port=port, log_level="info")
         return 0
     # Each worker is a new process that builds its own app: this config reaches it through the environment.
+    # Built here first, so a config the app refuses (no token) stops the command with its error and code.
+    create_app(config)
     os.environ.update(as_environment(config))
     uvicorn.run(APP_FACTORY, factory=True, workers=config.api.workers, host=host, port=port, log_level="info")
     return 0

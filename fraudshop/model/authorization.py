@@ -175,8 +175,10 @@ def vectorised(record: Mapping[str, object], state: StoredState) -> Vectorised:
     :func:`~fraudshop.model.features.vectors_of_arrays`), given the history as the stream's batch of one
     would see it, built without pandas (whose per-call cost is milliseconds)."""
     txn = as_txn(record)
-    # The record last, and alone with its key: the stream keeps the batch's record over a stored copy.
-    known = [*(t for t in state.history if t.key != txn.key and not math.isnan(t.amount)), txn]
+    # Each key once, as the stream keeps it: the record itself over a stored copy, then the first read.
+    stored = {t.key: t for t in reversed(state.history) if not math.isnan(t.amount)}
+    stored.pop(txn.key, None)
+    known = [*stored.values(), txn]
     merchant_codes: dict[str, int] = {}
     merchants = [
         -1 if t.merchant_id is None else merchant_codes.setdefault(t.merchant_id, len(merchant_codes)) for t in known

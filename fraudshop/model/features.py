@@ -277,8 +277,8 @@ def micros_since_epoch(times: pd.Series) -> np.ndarray:
 
 
 def micros_of(at: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime: exact, as :func:`micros_since_epoch` is."""
-    return (at - _EPOCH_UTC) // _ONE_MICROSECOND
+    """Microseconds since the epoch of a datetime (naive = UTC), exactly as :func:`micros_since_epoch`."""
+    return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - _EPOCH_UTC) // _ONE_MICROSECOND
 
 
 def day_number(day: date) -> int:

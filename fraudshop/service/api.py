@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from fraudshop.config import Config, ConfigError, load_config
+from fraudshop.config.logs import configure_logging
 from fraudshop.io.cassandra.authorization import AuthorizationStore
 from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.changes import record_profile_change
@@ -243,7 +244,9 @@ PageToken = Annotated[str | None, Query(description="next_page of the previous r
 
 
 def app_from_environment() -> FastAPI:
-    """The app of the configuration the environment gives: what each worker of ``api.workers`` > 1 serves."""
+    """The app of the configuration the environment gives: what each worker of ``api.workers`` > 1 serves
+    (a new process: its logging is set up as the command's is)."""
+    configure_logging()
     return create_app(load_config())
 
 

@@ -260,7 +260,11 @@ def test_the_api_schema_documents_authorize_with_the_models_decisions_and_signal
     assert set(schemas["TransactionIn"]["required"]) == {"account_no", "tranid", "amount"}
 
 
-_MINUTES = st.integers(min_value=-45 * 24 * 60, max_value=0)
+def micros(at: datetime) -> int:
+    return int((at - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
+
+
+_MINUTES = st.integers(min_value=-45 * 24 * 60, max_value=3 * 60)  # the history read has no upper bound
 
 
 @settings(max_examples=150, deadline=None)
@@ -273,6 +277,9 @@ _MINUTES = st.integers(min_value=-45 * 24 * 60, max_value=0)
     merchant=st.sampled_from(["M1", "M2", "M3", None]),
     amount=st.sampled_from([1.0, 20.0, 500.0]),
     restored=st.booleans(),
+    frauds=st.lists(
+        st.tuples(_MINUTES, st.integers(min_value=0, max_value=20), st.sampled_from(["M1", "M2", None])), max_size=4
+    ),
 )
 def test_the_single_transaction_path_gives_the_streams_context_vector_and_features(
     history: list[tuple[int, float, str | None]],
@@ -280,6 +287,7 @@ def test_the_single_transaction_path_gives_the_streams_context_vector_and_featur
     merchant: str | None,
     amount: float,
     restored: bool,
+    frauds: list[tuple[int, int, str | None]],
 ) -> None:
     """``vectorised`` builds the history's arrays without pandas; the stream's frames must give the same
     context, vector and risk features for any history: ties in time, missing merchants, refunds, changes,
@@ -302,8 +310,24 @@ def test_the_single_transaction_path_gives_the_streams_context_vector_and_featur
     np.testing.assert_array_equal(mine.context, context.to_numpy(dtype=float))
     np.testing.assert_array_equal(mine.vector, transaction_vectors(frame, context)[0])
     similarity = np.array([0.5])
-    none, totals = ConfirmedFrauds.none(), MerchantTotals.none()
+    # Confirmed frauds on the account or elsewhere, at its merchants, known days after they happened.
+    happened = [micros(NOW + timedelta(minutes=minutes)) for minutes, _, _ in frauds]
+    confirmed = ConfirmedFrauds(
+        np.array(["A1" if number % 2 else "A2" for number in range(len(frauds))], dtype=object),
+        np.array([at_merchant for _, _, at_merchant in frauds], dtype=object),
+        np.array(happened, dtype=np.int64),
+        np.array(
+            [at + days * 86_400_000_000 for at, (_, days, _) in zip(happened, frauds, strict=True)], dtype=np.int64
+        ),
+    )
+    today = micros(NOW) // 86_400_000_000
+    days = np.arange(today - 40, today + 1)
+    totals = MerchantTotals(
+        np.array(["M1"] * len(days) + ["M2"] * len(days), dtype=object),
+        np.concatenate([days, days]),
+        np.concatenate([np.full(len(days), 10), np.full(len(days), 3)]),
+    )
     np.testing.assert_array_equal(
-        risk_features_of(mine.inputs, mine.context, similarity, none, totals, 7),
-        risk_features(frame, context, similarity, none, totals, 7),
+        risk_features_of(mine.inputs, mine.context, similarity, confirmed, totals, 7),
+        risk_features(frame, context, similarity, confirmed, totals, 7),
     )

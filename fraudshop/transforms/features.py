@@ -17,9 +17,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fraudshop.model.cases import KnownCases, scores_against
-from fraudshop.model.features import CONTEXT_COLUMNS, EVENT_COLUMNS, TRANSACTION_INPUTS, transaction_context
-from fraudshop.model.features import transaction_vectors as vectors_of_context
-from fraudshop.model.risk import RISK_FEATURE_SET, MerchantTotals, RiskModel, risk_features
+from fraudshop.model.features import (
+    CONTEXT_COLUMNS,
+    EVENT_COLUMNS,
+    TRANSACTION_INPUTS,
+    Transactions,
+    transaction_context,
+    vectors_of_arrays,
+)
+from fraudshop.model.risk import RISK_FEATURE_SET, MerchantTotals, RiskModel, risk_features_of
 from fraudshop.model.tables import TRANSACTION_KEY
 
 #: The column holding a transaction's vector (array<float>, VECTOR_DIMENSIONS long).
@@ -71,11 +77,11 @@ def scored_transactions(transactions: DataFrame, events: DataFrame, scoring: Sco
     )
 
 
-def _scores_of(batch: pd.DataFrame, context: pd.DataFrame, vectors: np.ndarray, scoring: Scoring) -> pd.DataFrame:
+def _scores_of(batch: Transactions, context: np.ndarray, vectors: np.ndarray, scoring: Scoring) -> pd.DataFrame:
     known = scoring.cases.value
     scores = scores_against(vectors, known, scoring.nearest)
     pattern_of = dict(zip(known.case_ids, known.patterns, strict=True))
-    features = risk_features(
+    features = risk_features_of(
         batch,
         context,
         scores.risk_scores,
@@ -93,7 +99,7 @@ def _scores_of(batch: pd.DataFrame, context: pd.DataFrame, vectors: np.ndarray, 
             "risk_features": list(features),
             "risk_feature_set": RISK_FEATURE_SET,
             # None, not NaN, without a model: Arrow turns None into SQL null.
-            "fraud_probability": list(model.probabilities(features)) if model else [None] * len(batch),
+            "fraud_probability": list(model.probabilities(features)) if model else [None] * len(vectors),
             "model_version": model.version if model else None,
         }
     )
@@ -112,7 +118,7 @@ def _accounts_together(transactions: DataFrame, events: DataFrame) -> DataFrame:
 
 def _vectors_of_partition(
     frames: Iterable[pd.DataFrame],
-    score: Callable[[pd.DataFrame, pd.DataFrame, np.ndarray], pd.DataFrame] | None = None,
+    score: Callable[[Transactions, np.ndarray, np.ndarray], pd.DataFrame] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The whole partition at once: an account's rows may straddle two of its Arrow batches."""
     parts = list(frames)
@@ -124,6 +130,8 @@ def _vectors_of_partition(
     if not len(batch):
         return
     context = transaction_context(batch[list(TRANSACTION_INPUTS)], rows[~is_batch][list(EVENT_COLUMNS)])
-    vectors = vectors_of_context(batch, context)
+    # Converted once for the vectors and the scores: the numpy cores the frame functions wrap.
+    inputs, context_values = Transactions.of_frame(batch), context[list(CONTEXT_COLUMNS)].to_numpy(dtype=float)
+    vectors = vectors_of_arrays(inputs, context_values)
     rows = pd.concat([batch[list(TRANSACTION_KEY)], context], axis=1).assign(**{VECTOR: list(vectors)})
-    yield rows if score is None else pd.concat([rows, score(batch, context, vectors)], axis=1)
+    yield rows if score is None else pd.concat([rows, score(inputs, context_values, vectors)], axis=1)

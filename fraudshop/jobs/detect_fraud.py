@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from fraudshop.config import Config
-from fraudshop.io.cassandra.schema import schema_lacks, stored_columns
+from fraudshop.io.cassandra.schema import older_schema
 from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.io.cassandra.store import CassandraStore
 from fraudshop.io.checkpoints import move_aside_two_source_checkpoint
@@ -103,13 +103,9 @@ def refuse_an_older_schema(config: Config) -> None:
     """Exit before the stream starts if the keyspace lacks a table or column of this version: an upgrade
     not yet applied would otherwise fail its first batch that writes there, possibly much later."""
     with cassandra_session(config.cassandra) as session:
-        lacking = schema_lacks(stored_columns(session, config.cassandra.keyspace))
-    if lacking:
-        log.error(
-            "keyspace %s lacks %s: run `fraudshop schema apply` (idempotent) with this version, then start the job",
-            config.cassandra.keyspace,
-            "; ".join(lacking),
-        )
+        problem = older_schema(session, config.cassandra.keyspace, "the job")
+    if problem:
+        log.error("%s", problem)
         sys.exit(SCHEMA_LACKING_EXIT_CODE)
 
 

@@ -45,7 +45,7 @@ from fraudshop.io.cassandra.reads import (
     hits_of_merchant_day,
 )
 from fraudshop.io.cassandra.rules import RuleStore
-from fraudshop.io.cassandra.schema import schema_lacks, stored_columns
+from fraudshop.io.cassandra.schema import older_schema
 from fraudshop.io.cassandra.session import CASSANDRA_UNAVAILABLE, cassandra_session
 from fraudshop.model.changes import ChangeType, InvalidField, ProfileChange, checked_change_time, checked_id
 from fraudshop.model.profiles import CustomerProfile
@@ -260,11 +260,8 @@ def create_app(config: Config) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with cassandra_session(config.cassandra) as session:
             # As the job: an upgrade not applied yet fails now, naming what is missing, not at a first request.
-            if lacking := schema_lacks(stored_columns(session, keyspace)):
-                raise ConfigError(
-                    f"keyspace {keyspace} lacks {'; '.join(lacking)}: run `fraudshop schema apply` (idempotent) with "
-                    "this version, then start the API"
-                )
+            if problem := older_schema(session, keyspace, "the API"):
+                raise ConfigError(problem)
             app.state.cassandra = session
             app.state.profiles = ProfileStore(session, keyspace, config.profiles.stale_after)
             app.state.rules = RuleStore(session, keyspace)

@@ -64,3 +64,14 @@ def schema_lacks(stored: Mapping[str, set[str]]) -> list[str]:
         elif missing := [column for column in columns if column not in stored[table]]:
             lacking.append(f"{table}'s columns {', '.join(missing)}")
     return lacking
+
+
+def older_schema(session: Session, keyspace: str, starting: str) -> str | None:
+    """Why ``starting`` (the job, the API) must not start on ``keyspace``: what it lacks of this version's
+    tables and columns, and how to add them; None when it lacks nothing."""
+    if lacking := schema_lacks(stored_columns(session, keyspace)):
+        return (
+            f"keyspace {keyspace} lacks {'; '.join(lacking)}: run `fraudshop schema apply` (idempotent) with this "
+            f"version, then start {starting}"
+        )
+    return None

@@ -43,7 +43,7 @@ from fraudshop.lab.scratch import scratch_space
 from fraudshop.lab.stack import stack_up
 from fraudshop.model.authorization import authorize, vectorised
 from fraudshop.model.changes import to_cassandra_time
-from fraudshop.service.authorize import Authorizer, policy_of
+from fraudshop.service.authorize import ANN_CANDIDATES_PER_CASE, Authorizer, policy_of
 
 PHASES = ("state", "vector", "ANN", "judge", "record", "whole")
 
@@ -62,7 +62,8 @@ async def _timed(authorizer: Authorizer, bodies: Any, count: int) -> dict[str, l
         marks.append(time.perf_counter())
         transaction = vectorised(record, state)
         marks.append(time.perf_counter())
-        nearest = await authorizer.store.nearest(transaction.vector.tolist(), authorizer.policy.nearest)
+        candidates = authorizer.policy.nearest * ANN_CANDIDATES_PER_CASE
+        nearest = await authorizer.store.nearest(transaction.vector.tolist(), candidates)
         marks.append(time.perf_counter())
         outcome = authorize(record, state, transaction, nearest, model, authorizer.policy)
         marks.append(time.perf_counter())

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -175,6 +176,68 @@ class AuthorizeConfig(_Section):
         return self
 
 
+#: The desk's roles: a viewer reads the queue and the alerts; an analyst also confirms, dismisses and notes.
+DESK_ROLES = ("viewer", "analyst")
+#: An analyst's name as the desk records it in alert_review.
+_ANALYST_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+#: Shortest accepted sign-in token: guessing one must be out of reach.
+MIN_DESK_TOKEN_LENGTH = 16
+
+
+class DeskUser(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: Literal["viewer", "analyst"]
+    token: str = Field(repr=False)
+
+
+def parse_desk_users(text: str) -> dict[str, DeskUser]:
+    """``name:role:token`` entries separated by commas. Raises ValueError naming the entry, its token
+    masked, and the format."""
+    users: dict[str, DeskUser] = {}
+    for number, entry in enumerate((part.strip() for part in text.split(",")), start=1):
+        if not entry:
+            continue
+        name, _, rest = entry.partition(":")
+        role, _, token = rest.partition(":")
+        shown = f"entry {number} ({name}:{role}:***)"
+        if not _ANALYST_NAME.match(name):
+            raise ValueError(f"{shown}: a name is 1-64 of A-Z a-z 0-9 . _ @ -")
+        if role not in DESK_ROLES:
+            raise ValueError(f"{shown}: the role is one of {', '.join(DESK_ROLES)}")
+        if len(token) < MIN_DESK_TOKEN_LENGTH or token.strip() != token:
+            raise ValueError(f"{shown}: the token is at least {MIN_DESK_TOKEN_LENGTH} characters, no spaces")
+        if name in users:
+            raise ValueError(f"{shown}: {name} is given twice")
+        users[name] = DeskUser(name=name, role=role, token=token)  # type: ignore[arg-type]
+    return users
+
+
+class DeskConfig(_Section):
+    users: Secret
+    queue_days: Annotated[int, Field(ge=1, le=90)]
+    overview_days: Annotated[int, Field(ge=1, le=366)]
+    page_size: Annotated[int, Field(ge=5, le=500)]
+    refresh_seconds: Annotated[float, Field(ge=1, le=300)]
+    session_hours: Annotated[float, Field(gt=0, le=720)]
+
+    @model_validator(mode="after")
+    def _users_parse(self) -> DeskConfig:
+        try:
+            parse_desk_users(self.users)
+        except ValueError as error:
+            # Named here, not by pydantic: its message would print the tokens.
+            raise PydanticCustomError(
+                "desk_users", f"users = name:role:token[,name:role:token...]: {error}".replace("{", "(")
+            ) from None
+        return self
+
+    @property
+    def accounts(self) -> dict[str, DeskUser]:
+        return parse_desk_users(self.users)
+
+
 class StackConfig(_Section):
     state_dir: UserPath
     cache_dir: UserPath
@@ -196,6 +259,7 @@ class Config(BaseSettings):
     similarity: SimilarityConfig
     risk: RiskConfig
     authorize: AuthorizeConfig
+    desk: DeskConfig
     stack: StackConfig
 
     def with_settings(self, *settings: str) -> Config:

@@ -17,7 +17,8 @@
    and :func:`send_ordinary_month` (CUST-ERIN's month, scored), :func:`send_card_testing` (her card is
    tested), :func:`foretell_similarity_hits` (what the job's functions say it will find),
    :func:`show_similarity_notifications` and :func:`show_burst_scores`;
-8. the authorization chapter: :func:`confirm_burst` (the fraud team confirms the burst), :func:`train_demo_model`
+8. the authorization chapter: :func:`confirm_at_desk` (the analyst confirms the burst's alerts at the desk),
+   :func:`train_demo_model`
    (the risk model learns from it) and :func:`authorize_payment` (``POST /authorize`` of
    :func:`next_card_test`, decided before it posts: blocked, with its reasons).
 
@@ -52,6 +53,7 @@ from matplotlib.ticker import MaxNLocator
 
 from fraudshop.config import Config, KafkaConfig, as_environment
 from fraudshop.io.cassandra.cases import CaseStore
+from fraudshop.io.cassandra.desk import DeskStore
 from fraudshop.io.cassandra.models import ModelStore
 from fraudshop.io.cassandra.reads import ALERT_SUMMARY_COLUMNS
 from fraudshop.io.cassandra.schema import apply_schema
@@ -75,21 +77,21 @@ from fraudshop.lab.workload import (
 from fraudshop.model.cases import (
     SIMILARITY_KIND,
     SIMILARITY_RULE_ID,
-    CaseLabel,
-    CaseSource,
     FraudCase,
     KnownCases,
     scores_against,
     transaction_case_id,
 )
 from fraudshop.model.changes import as_utc
+from fraudshop.model.desk import Alert as DeskAlert
+from fraudshop.model.desk import ReviewAction
 from fraudshop.model.features import TRANSACTION_INPUTS, events_frame, transactions_frame, vectors_of
 from fraudshop.model.records import Transaction
 from fraudshop.model.risk import RiskModel
 from fraudshop.model.rule_evaluation import Txn, judge_batch
 from fraudshop.model.rules import OWNER_FIELDS, PARAMETERS, RULE_DEFINITION, Rule, RuleKind
 from fraudshop.model.tables import TRANSACTION_KEY
-from fraudshop.service.client import ApiClient
+from fraudshop.service.client import ApiClient, DeskSession
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +287,15 @@ def with_api_token(config: Config) -> Config:
     if config.api.token:
         return config
     return config.with_settings(f"api.token={secrets.token_urlsafe(16)}")
+
+
+def with_demo_access(config: Config) -> Config:
+    """``config`` with an API token (:func:`with_api_token`) and, unless ``desk.users`` names analysts
+    already, the demo's analyst with a fresh token for this run, who signs in to the desk."""
+    config = with_api_token(config)
+    if config.desk.users:
+        return config
+    return config.with_settings(f"desk.users={DEMO_ANALYST}:analyst:{secrets.token_urlsafe(18)}")
 
 
 def log_dir(config: Config) -> Path:
@@ -831,7 +842,7 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
     """``fraudshop demo``: the story in a terminal. Each change is followed by ``duration`` / 3 of
     streaming, its alert counts printed as they grow; then the rules chapter (about 15 s)."""
     generated_token = not config.api.token
-    config = with_api_token(config)
+    config = with_demo_access(config)
     print("== 1. Local stack: a Kafka broker and a Cassandra node on 127.0.0.1", flush=True)
     running = start_stack(config)
     try:
@@ -879,6 +890,10 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         print("\n== 8. Before it posts: the fraud team confirms the burst, and the next test is decided", flush=True)
         run_authorize_chapter(running, api, burst)
         print(f"   Every decision is in {running.keyspace}.authorization; the API's schema: {api.base_url}/docs")
+        print(
+            "   The desk is served while the demo runs; after it, `fraudshop api` serves it for the analysts of"
+            " FRAUDSHOP_DESK__USERS (docs/desk.md)"
+        )
     finally:
         running.stop()
     print("The local stack is still running for your queries; stop it with: fraudshop stack down")
@@ -1064,44 +1079,63 @@ def run_similarity_chapter(running: Running) -> list[Transaction]:
     return burst
 
 
-#: Who confirms the burst in the demo (``fraud_case.recorded_by``).
+#: Who confirms the burst at the desk in the demo (``alert_review.analyst``, ``fraud_case.recorded_by``).
 DEMO_ANALYST = "demo-analyst"
 #: What the authorization chapter's table shows of each reason.
 REASON_COLUMNS: tuple[str, ...] = ("signal", "kind", "outcome", "detail")
 
 
-def confirm_burst(running: Running, burst: Sequence[Transaction]) -> list[FraudCase]:
-    """The fraud team confirms every payment of the burst as fraud, as the review desk does: a ``fraud_case``
-    of each (source ``analyst``) with the vector the job stored, so the risk model can learn from them.
-    Prints and returns the cases."""
+def desk_url(config: Config) -> str:
+    return f"http://{config.api.host}:{config.api.port}/desk"
+
+
+def show_desk(config: Config) -> None:
+    """Where the desk is and how to sign in, as the demo prints it: the demo analyst's token goes to a file
+    only you can read, never to the screen (nor to a notebook's saved output)."""
+    analyst = config.desk.accounts.get(DEMO_ANALYST)
+    if analyst is None:
+        print(f"   The fraud team's desk: {desk_url(config)} (sign in as one of desk.users)", flush=True)
+        return
+    token_file = log_dir(config) / "demo-desk-token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(analyst.token + "\n")
+    where = f"sign in as {DEMO_ANALYST}, token in {token_file}"
+    print(f"   The fraud team's desk: {desk_url(config)} ({where})", flush=True)
+
+
+def confirm_at_desk(running: Running, burst: Sequence[Transaction], timeout: float = 60) -> list[FraudCase]:
+    """The analyst confirms the burst's alerts at the desk, over HTTP as a browser does (signed in, the form's
+    CSRF token): each becomes a ``fraud_case`` (source ``analyst``, pattern card testing) with the vector the
+    job stored, so the risk model can learn from them. Prints and returns the cases."""
+    config = running.config
     wanted = {t["tranid"] for t in burst}
-    rows = running.cassandra.execute(
-        "SELECT tranpostdt, tranid, amount, merchant_id, vector "
-        f"FROM {running.keyspace}.transaction WHERE account_no = %s",
-        (TESTED_ACCOUNT,),
-    )
-    now = datetime.now(UTC)
-    cases = [
-        FraudCase(
-            case_id=transaction_case_id(TESTED_ACCOUNT, as_utc(row.tranpostdt), row.tranid),
-            vector=tuple(row.vector),
-            label=CaseLabel.FRAUD,
-            source=CaseSource.ANALYST,
-            pattern=FraudPattern.CARD_TESTING.value,
-            recorded_at=now,
-            recorded_by=DEMO_ANALYST,
-            account_no=TESTED_ACCOUNT,
-            tranpostdt=as_utc(row.tranpostdt),
-            tranid=row.tranid,
-            merchant_id=row.merchant_id,
-            amount=row.amount,
-        )
-        for row in rows
-        if row.tranid in wanted and row.vector is not None
-    ]
-    CaseStore(running.cassandra, running.keyspace).record(cases)
-    print(f"   {DEMO_ANALYST} confirms the {len(cases)} payments of the burst as card-testing fraud (fraud_case)")
-    return cases
+    store = DeskStore(running.cassandra, running.keyspace)
+    days = sorted({datetime.fromisoformat(t["tranpostdt"]).astimezone(UTC).date() for t in burst})
+
+    def burst_alerts() -> list[DeskAlert]:
+        found = (alert for day in days for alert in store.alerts_of_day(day))
+        return [a for a in found if a.key.account_no == TESTED_ACCOUNT and a.key.tranid in wanted]
+
+    _wait_until("the burst's alerts on the desk", lambda: bool(burst_alerts()), running.check_job, timeout)
+    alerts = sorted(burst_alerts(), key=lambda alert: alert.key)
+    show_desk(config)
+    desk = DeskSession(desk_url(config).removesuffix("/desk"), DEMO_ANALYST, config.desk.accounts[DEMO_ANALYST].token)
+    try:
+        for alert in alerts:
+            key = alert.key
+            message = desk.review(
+                key.account_no,
+                key.tranpostdt,
+                key.tranid,
+                ReviewAction.CONFIRM.value,
+                note="card testing: tiny online payments seconds apart at a merchant new to her",
+                pattern=FraudPattern.CARD_TESTING.value,
+            )
+            print(f"   {DEMO_ANALYST} confirms {key.tranid} ({', '.join(alert.signals)}): {message}")
+    finally:
+        desk.close()
+    cases = [store.cases.get(transaction_case_id(a.key.account_no, a.key.tranpostdt, a.key.tranid)) for a in alerts]
+    return [case for case in cases if case is not None]
 
 
 #: How the demo trains: on the day's scored transactions, the team's labels taken at once (production waits
@@ -1169,7 +1203,7 @@ def authorize_payment(api: ApiClient, payment: Transaction, model: RiskModel, ti
 
 def run_authorize_chapter(running: Running, api: ApiClient, burst: Sequence[Transaction]) -> dict[str, Any]:
     """The whole chapter, as ``fraudshop demo`` tells it: returns the answer to the next card test."""
-    confirm_burst(running, burst)
+    confirm_at_desk(running, burst)
     print("   The risk model learns from them (fraudshop model train):")
     model = train_demo_model(running)
     print("   The fraudster tries the card once more. The bank asks fraudshop before the payment posts:")

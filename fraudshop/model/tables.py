@@ -178,6 +178,9 @@ AUTHORIZATION_COLUMNS: tuple[str, ...] = (
     "reasons",
     *SCORE_COLUMNS,
 )
+#: bank.alert_review: the desk's actions on an alert, by the UTC day of its transaction.
+ALERT_REVIEW_KEY: tuple[str, ...] = ("day", *TRANSACTION_KEY, "reviewed_at", "review_id")
+ALERT_REVIEW_COLUMNS: tuple[str, ...] = (*ALERT_REVIEW_KEY, "action", "analyst", "note", "customer_id", "signals")
 #: Every table and its columns, as the schema test checks them.
 TABLES: dict[str, tuple[str, ...]] = {
     "transaction": (*TRANSACTION_COLUMNS, *SCORE_COLUMNS),
@@ -201,6 +204,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "fraud_case": FRAUD_CASE_COLUMNS,
     "risk_model": RISK_MODEL_COLUMNS,
     "authorization": AUTHORIZATION_COLUMNS,
+    "alert_review": ALERT_REVIEW_COLUMNS,
 }
 #: Each table's primary key, partition key first.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -225,6 +229,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "fraud_case": FRAUD_CASE_KEY,
     "risk_model": RISK_MODEL_KEY,
     "authorization": TRANSACTION_KEY,
+    "alert_review": ALERT_REVIEW_KEY,
 }
 
 #: A cust_fraud primary key's values: (customer_id, tranpostdt, tranid).

@@ -27,6 +27,7 @@ from fraudshop.config.logs import configure_logging
 from fraudshop.io.cassandra.authorization import AuthorizationStore
 from fraudshop.io.cassandra.cases import CaseStore
 from fraudshop.io.cassandra.changes import record_profile_change
+from fraudshop.io.cassandra.desk import DeskStore
 from fraudshop.io.cassandra.models import ModelStore
 from fraudshop.io.cassandra.profiles import (
     OutOfOrderUpdate,
@@ -61,6 +62,7 @@ from fraudshop.model.rules import (
     scope_of,
 )
 from fraudshop.service.authorize import Authorizer, authorize_routes, policy_of
+from fraudshop.service.desk import add_desk
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +267,7 @@ def create_app(config: Config) -> FastAPI:
             app.state.cassandra = session
             app.state.profiles = ProfileStore(session, keyspace, config.profiles.stale_after)
             app.state.rules = RuleStore(session, keyspace)
+            app.state.desk = DeskStore(session, keyspace)
             app.state.authorizer = authorizer = Authorizer(
                 AuthorizationStore(session, keyspace),
                 CaseStore(session, keyspace),
@@ -542,4 +545,5 @@ def create_app(config: Config) -> FastAPI:
         on = day or datetime.now(UTC).date()
         return rule_reply(lambda: paged(lambda: hits_of_merchant_day(session, keyspace, merchant_id, on, limit, page)))
 
+    add_desk(app, config, lambda request: request.app.state.desk)
     return app

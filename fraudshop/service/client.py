@@ -1,14 +1,19 @@
-"""A small client of the fraudshop API (standard library only), for the demo and the notebook."""
+"""Small clients of the fraudshop API (standard library) and of its desk (httpx, which keeps the session
+cookie), for the demo and the notebook."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
+
+import httpx
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,62 @@ class ApiClient:
 def _quoted(path_part: str) -> str:
     """An id as one path segment (a slash or a space in it must not change the route)."""
     return urllib.parse.quote(path_part, safe="")
+
+
+#: The CSRF token a desk page's forms carry.
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
+_FLASH = re.compile(r'id="flash">([^<]*)<')
+
+
+class DeskRefusedError(RuntimeError):
+    """The desk answered a sign-in or an action with a refusal."""
+
+
+class DeskSession:
+    """An analyst signed in to the desk over HTTP, as a browser is: the session cookie, and the CSRF token
+    its forms carry. For the demo and the notebook."""
+
+    def __init__(self, base_url: str, analyst: str, token: str) -> None:
+        self.base_url = base_url
+        self.analyst = analyst
+        self._client = httpx.Client(base_url=base_url, follow_redirects=True, timeout=30)
+        signed_in = self._client.post(
+            "/desk/login",
+            data={"analyst": analyst, "token": token, "csrf_token": self._csrf_of("/desk/login"), "then": "/desk"},
+        )
+        if signed_in.status_code != 200 or 'id="signed-in"' not in signed_in.text:
+            raise DeskRefusedError(f"the desk refused {analyst}'s sign-in (HTTP {signed_in.status_code})")
+        self._csrf = self._token_in(signed_in.text)
+
+    def _csrf_of(self, path: str) -> str:
+        return self._token_in(self._client.get(path).text)
+
+    @staticmethod
+    def _token_in(page: str) -> str:
+        found = _CSRF_FIELD.search(page)
+        if found is None:
+            raise DeskRefusedError("the desk's page carries no CSRF token")
+        return html.unescape(found.group(1))
+
+    def review(
+        self, account_no: str, tranpostdt: datetime, tranid: str, action: str, note: str = "", pattern: str = ""
+    ) -> str:
+        """``POST /desk/review`` as the alert page's form sends it; returns the message the desk shows."""
+        form = {
+            "account": account_no,
+            "at": tranpostdt.isoformat(),
+            "tranid": tranid,
+            "action": action,
+            "note": note,
+            "pattern": pattern,
+            "csrf_token": self._csrf,
+        }
+        page = self._client.post("/desk/review", data=form)
+        if page.status_code != 200 or (flash := _FLASH.search(page.text)) is None:
+            refused = re.search(r'id="refused">([^<]*)<', page.text)
+            reason = html.unescape(refused.group(1)) if refused else page.text[:200]
+            raise DeskRefusedError(f"the desk refused to {action} {tranid} (HTTP {page.status_code}): {reason}")
+        return html.unescape(flash.group(1))
+
+    def close(self) -> None:
+        self._client.close()

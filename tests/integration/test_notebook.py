@@ -25,11 +25,13 @@ from nbclient import NotebookClient
 
 from fraudshop.config import Config, as_environment
 from fraudshop.lab.story import (
+    DEMO_ANALYST,
     DEMO_UPDATES,
     NOTIFIED_LINE,
     RULES_CUSTOMER_ID,
     TESTED_ACCOUNT,
     TESTED_CUSTOMER_ID,
+    log_dir,
     rules_customer_account,
 )
 from fraudshop.lab.workload import APP_STORE_ID, COFFEE_SHOP_ID
@@ -77,6 +79,8 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
 
     outputs = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
     assert token not in outputs, "the notebook showed the API token"
+    desk_token = (log_dir(isolated_config) / "demo-desk-token").read_text().strip()
+    assert len(desk_token) >= 16 and desk_token not in outputs, "the notebook showed the desk's token"
     assert any("image/png" in output.get("data", {}) for output in tagged(notebook, "alerts-plot").outputs)
 
     shown = SHOWN.findall(stdout_of(tagged(notebook, "teardown")))
@@ -181,8 +185,8 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
     )
     assert "True" in text_of(tagged(notebook, "burst-scores"))
 
-    # The authorization chapter: the burst confirmed by the analyst, a model trained on it, and the next
-    # card test blocked by that model before it posts, its decision recorded with its reasons.
+    # The authorization chapter: the burst's alerts confirmed by the analyst at the desk, a model trained on
+    # them, and the next card test blocked by that model before it posts, its decision recorded with its reasons.
     confirmed = [
         row
         for row in cassandra.execute(f"SELECT source, account_no, tranid, amount, label FROM {keyspace}.fraud_case")
@@ -192,6 +196,12 @@ def test_the_notebook_tells_the_story_and_its_alerts_are_real(isolated_config: C
     assert all(row.amount <= 2.0 for row in confirmed)  # the burst's payments, 0.50 to 2.00
     (model,) = list(cassandra.execute(f"SELECT model_version, training_frauds FROM {keyspace}.risk_model"))
     assert model.training_frauds == len(confirmed)
+    # Each confirmed at the desk, by the demo's analyst, over HTTP: every case has its review.
+    reviews = list(cassandra.execute(f"SELECT tranid, action, analyst, signals FROM {keyspace}.alert_review"))
+    assert {row.tranid for row in reviews} == {row.tranid for row in confirmed}
+    assert all(row.action == "confirm" and row.analyst == DEMO_ANALYST for row in reviews)
+    assert all(SIMILARITY_KIND in row.signals for row in reviews)
+    assert "/desk" in stdout_of(tagged(notebook, "authorize"))
     decisions = list(
         cassandra.execute(f"SELECT * FROM {keyspace}.authorization WHERE account_no = %s", (TESTED_ACCOUNT,))
     )

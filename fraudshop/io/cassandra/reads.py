@@ -42,7 +42,7 @@ class Page:
     next_page: str | None
 
 
-def _utc(value: Any) -> Any:
+def utc_value(value: Any) -> Any:
     """The driver returns naive datetimes meaning UTC; say so. A ``date`` column comes as the
     driver's own Date: a datetime.date reads (and serialises) as one."""
     if isinstance(value, Date):
@@ -60,7 +60,7 @@ def _page(session: Session, cql: str, key: Any, limit: int, page: str | None) ->
         if not page:
             raise
         raise BadPageToken("page token is not one this API returned") from None
-    rows = [{name: _utc(value) for name, value in row._asdict().items()} for row in result.current_rows]
+    rows = [{name: utc_value(value) for name, value in row._asdict().items()} for row in result.current_rows]
     return Page(rows, base64.urlsafe_b64encode(result.paging_state).decode() if result.paging_state else None)
 
 

@@ -201,7 +201,12 @@ def parse_desk_users(text: str) -> dict[str, DeskUser]:
             continue
         name, _, rest = entry.partition(":")
         role, _, token = rest.partition(":")
-        shown = f"entry {number} ({name}:{role}:***)"
+        # Only what is surely not the token is shown: a misplaced colon can put it in the name or the role.
+        # (a role in its place says the name is in its place too).
+        placed = role in DESK_ROLES
+        shown = (
+            f"entry {number} ({name if placed and _ANALYST_NAME.match(name) else '?'}:{role if placed else '?'}:***)"
+        )
         if not _ANALYST_NAME.match(name):
             raise ValueError(f"{shown}: a name is 1-64 of A-Z a-z 0-9 . _ @ -")
         if role not in DESK_ROLES:
@@ -221,6 +226,7 @@ class DeskConfig(_Section):
     page_size: Annotated[int, Field(ge=5, le=500)]
     refresh_seconds: Annotated[float, Field(ge=1, le=300)]
     session_hours: Annotated[float, Field(gt=0, le=720)]
+    secure_cookie: bool
 
     @model_validator(mode="after")
     def _users_parse(self) -> DeskConfig:

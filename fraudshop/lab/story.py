@@ -84,7 +84,7 @@ from fraudshop.model.cases import (
 )
 from fraudshop.model.changes import as_utc
 from fraudshop.model.desk import Alert as DeskAlert
-from fraudshop.model.desk import ReviewAction
+from fraudshop.model.desk import ReviewAction, TransactionKey
 from fraudshop.model.features import TRANSACTION_INPUTS, events_frame, transactions_frame, vectors_of
 from fraudshop.model.records import Transaction
 from fraudshop.model.risk import RiskModel
@@ -887,7 +887,10 @@ def run_demo(config: Config, duration: timedelta, rate: float, accounts: int) ->
         )
         burst = run_similarity_chapter(running)
         print(f"   Her hits: fraudshop hits --customer {TESTED_CUSTOMER_ID}; the cases: fraudshop cases list")
-        print("\n== 8. Before it posts: the fraud team confirms the burst, and the next test is decided", flush=True)
+        print(
+            "\n== 8. Before it posts: the analyst confirms the burst at the desk, and the next test is decided",
+            flush=True,
+        )
         run_authorize_chapter(running, api, burst)
         print(f"   Every decision is in {running.keyspace}.authorization; the API's schema: {api.base_url}/docs")
         print(
@@ -1108,17 +1111,18 @@ def confirm_at_desk(running: Running, burst: Sequence[Transaction], timeout: flo
     CSRF token): each becomes a ``fraud_case`` (source ``analyst``, pattern card testing) with the vector the
     job stored, so the risk model can learn from them. Prints and returns the cases."""
     config = running.config
-    wanted = {t["tranid"] for t in burst}
+    # By whole key: the burst's ids are the same every run (a seeded card), its times are this run's.
+    wanted = {TransactionKey.of(t["account_no"], datetime.fromisoformat(t["tranpostdt"]), t["tranid"]) for t in burst}
     store = DeskStore(running.cassandra, running.keyspace)
-    days = sorted({datetime.fromisoformat(t["tranpostdt"]).astimezone(UTC).date() for t in burst})
+    days = sorted({key.day for key in wanted})
 
     def burst_alerts() -> list[DeskAlert]:
-        found = (alert for day in days for alert in store.alerts_of_day(day))
-        return [a for a in found if a.key.account_no == TESTED_ACCOUNT and a.key.tranid in wanted]
+        return [alert for day in days for alert in store.alerts_of_day(day) if alert.key in wanted]
 
     _wait_until("the burst's alerts on the desk", lambda: bool(burst_alerts()), running.check_job, timeout)
     alerts = sorted(burst_alerts(), key=lambda alert: alert.key)
     show_desk(config)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the desk's answers are the show, not its requests
     desk = DeskSession(desk_url(config).removesuffix("/desk"), DEMO_ANALYST, config.desk.accounts[DEMO_ANALYST].token)
     try:
         for alert in alerts:

@@ -1,6 +1,6 @@
 """The desk's two charts, drawn on the server by matplotlib (a dependency already: no chart library to
-fetch, nothing for the browser to run) and served as SVG images. They carry no text from the data, only
-numbers, times and the desk's own signal names."""
+fetch, nothing for the browser to run) and served as SVG images. They carry no free text from the data, only
+numbers, times and the signals' names (the rule kinds the job writes)."""
 
 from __future__ import annotations
 

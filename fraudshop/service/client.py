@@ -126,13 +126,14 @@ class DeskSession:
         self._csrf = self._token_in(signed_in.text)
 
     def _csrf_of(self, path: str) -> str:
-        return self._token_in(self._client.get(path).text)
+        reply = self._client.get(path)
+        return self._token_in(reply.text, f"GET {path}: HTTP {reply.status_code}")
 
     @staticmethod
-    def _token_in(page: str) -> str:
+    def _token_in(page: str, answer: str = "") -> str:
         found = _CSRF_FIELD.search(page)
         if found is None:
-            raise DeskRefusedError("the desk's page carries no CSRF token")
+            raise DeskRefusedError(f"the desk's page carries no CSRF token ({answer or page[:200]})")
         return html.unescape(found.group(1))
 
     def review(

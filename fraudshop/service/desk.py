@@ -29,7 +29,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
 from fraudshop.config import Config, DeskUser
-from fraudshop.io.cassandra.desk import DeskStore
+from fraudshop.io.cassandra.desk import SHOWN_TRANSACTION_COLUMNS, DeskStore
 from fraudshop.model.changes import as_utc
 from fraudshop.model.desk import (
     SIGNALS,
@@ -51,8 +51,9 @@ from fraudshop.service import charts
 log = logging.getLogger(__name__)
 
 DESK = "/desk"
-#: How many of the account's transactions an alert's page plots, and how many profile changes it lists.
-TIMELINE_TRANSACTIONS = 40
+#: How many of the account's transactions an alert's page plots before and after it, and how many profile
+#: changes it lists.
+TIMELINE_TRANSACTIONS = (30, 10)
 SHOWN_CHANGES = 10
 #: The longest note an analyst may write.
 MAX_NOTE = 2_000
@@ -85,10 +86,6 @@ def session_secret(users: str) -> str:
     return hmac.new(b"fraudshop desk session", users.encode(), hashlib.sha256).hexdigest()
 
 
-def _utc_day(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
-
-
 def _when(moment: datetime | None) -> str:
     return "" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -115,6 +112,7 @@ def _templates() -> Jinja2Templates:
     environment.filters["when"] = _when
     environment.filters["age"] = _age
     environment.filters["alert_query"] = alert_query
+    environment.globals["DESK"] = DESK
     return Jinja2Templates(env=environment)
 
 
@@ -209,8 +207,9 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
         session_cookie="fraudshop_desk",
         max_age=int(desk.session_hours * 3600),
         path=DESK,
-        same_site="strict",
-        https_only=False,  # loopback by default; behind TLS the proxy's cookie policy applies
+        # Lax, not Strict: a link to an alert from mail or chat arrives signed in. Every post needs the CSRF token.
+        same_site="lax",
+        https_only=desk.secure_cookie,
     )
     app.mount(f"{DESK}/static", StaticFiles(directory=str(Path(str(_PACKAGE.joinpath("static"))))), name="desk-static")
     router = APIRouter(prefix=DESK, include_in_schema=False)
@@ -268,7 +267,9 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
         user = desk.accounts.get(analyst)
         valid = user is not None and hmac.compare_digest(token.encode(), user.token.encode())
         if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()) or not valid:
-            log.warning("desk sign-in refused for %r", analyst[:64])
+            # The name only when it is one: a token typed into the name field stays out of the log.
+            log.warning("desk sign-in refused for %s", analyst if analyst in desk.accounts else "an unknown name")
+            request.session.clear()  # a failed sign-in signs out whoever was signed in on this browser
             request.session["csrf"] = secrets.token_urlsafe(32)
             return page(
                 request, "login.html", HTTPStatus.UNAUTHORIZED, then=_safe_then(then), failed=True, configured=True
@@ -279,9 +280,10 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
         return RedirectResponse(_safe_then(then), HTTPStatus.SEE_OTHER)
 
     @router.post("/logout")
-    def logout(request: Request, user: Viewer, csrf_token: Annotated[str, Form()] = "") -> Response:
-        if hmac.compare_digest(csrf_token.encode(), request.session.get("csrf", "").encode()):
-            request.session.clear()
+    def logout(request: Request) -> Response:
+        # No CSRF check: signing out is what a forged post could do at worst, and the Lax cookie is not sent
+        # with another site's post anyway.
+        request.session.clear()
         return RedirectResponse(f"{DESK}/login", HTTPStatus.SEE_OTHER)
 
     @router.get("", response_class=HTMLResponse)
@@ -292,8 +294,11 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
         return page(request, "queue.html", shown=shown, days=days, filters=filters, query=urlencode(filters))
 
     @router.get("/queue/rows", response_class=HTMLResponse)
-    async def queue_rows(request: Request, user: Viewer, asked: Asked) -> HTMLResponse:
-        """The queue's rows alone: the open queue page asks for them every ``desk.refresh_seconds``."""
+    async def queue_rows(request: Request, asked: Asked) -> Response:
+        """The queue's rows alone: the open queue page asks for them every ``desk.refresh_seconds``. Signed out
+        (the session ended), 401 rather than the sign-in page: the page reloads itself, and then signs in."""
+        if _user_of(request) is None:
+            return Response(status_code=HTTPStatus.UNAUTHORIZED, headers=_SECURITY_HEADERS)
         alerts, _ = await asyncio.to_thread(read_queue, store_of(request), asked.filter)
         response = page(request, "queue_rows.html", shown=(shown := page_of(alerts, asked.page, desk.page_size)))
         response.headers["X-Open-Alerts"] = str(shown.total)
@@ -303,7 +308,8 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
         alert = store.alert(key)
         if alert is None:
             raise DeskRefused(HTTPStatus.NOT_FOUND, "no alert on that transaction")
-        transaction = store.transaction(key) or {}
+        # A flagged transaction's row is written before its alert; read anyway as a row of nulls if it is not.
+        transaction = store.transaction(key) or dict.fromkeys(SHOWN_TRANSACTION_COLUMNS)
         history = store.reviews_of(key)
         nearest = list(
             zip(transaction.get("nearest_cases") or [], transaction.get("nearest_cosines") or [], strict=False)
@@ -322,17 +328,12 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
     async def alert_page(request: Request, user: Viewer, account: str, at: str, tranid: str) -> HTMLResponse:
         key = _parse_key(account, at, tranid)
         shown = await asyncio.to_thread(read_alert, store_of(request), key)
-        return page(request, "alert.html", key=key, actions=[a.value for a in ReviewAction], **shown)
+        return page(request, "alert.html", key=key, max_note=MAX_NOTE, **shown)
 
     @router.get("/alert/timeline.svg")
     async def timeline(request: Request, user: Viewer, account: str, at: str, tranid: str) -> Response:
         key = _parse_key(account, at, tranid)
-        rows = await asyncio.to_thread(
-            store_of(request).recent_transactions,
-            key.account_no,
-            key.tranpostdt + timedelta(days=1),
-            TIMELINE_TRANSACTIONS,
-        )
+        rows = await asyncio.to_thread(store_of(request).transactions_around, key, *TIMELINE_TRANSACTIONS)
         plotted = [row for row in rows if row["amount"] is not None]
         svg = await asyncio.to_thread(
             charts.timeline_svg, [r["tranpostdt"] for r in plotted], [r["amount"] for r in plotted], key.tranpostdt
@@ -354,7 +355,8 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
         try:
             chosen = ReviewAction(action)
         except ValueError:
-            raise DeskRefused(HTTPStatus.BAD_REQUEST, f"action = {action!r}: one of confirm, dismiss, note") from None
+            actions = ", ".join(a.value for a in ReviewAction)
+            raise DeskRefused(HTTPStatus.BAD_REQUEST, f"action = {action!r}: one of {actions}") from None
         note = note.strip()
         if len(note) > MAX_NOTE:
             raise DeskRefused(HTTPStatus.BAD_REQUEST, f"a note is at most {MAX_NOTE} characters, this one {len(note)}")
@@ -404,7 +406,7 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
 
 def _safe_then(then: str) -> str:
     """Where to go after signing in: a desk page only (never another site)."""
-    return then if then.startswith(f"{DESK}") and not then.startswith("//") and "\\" not in then else DESK
+    return then if then == DESK or (then.startswith(f"{DESK}/") and "\\" not in then) else DESK
 
 
 def _outcome(action: ReviewAction, taught: bool) -> str:

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from cassandra.cluster import Session
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -139,13 +139,20 @@ def sign_out(browser: WebDriver) -> None:
 
 
 def queue_tranids(browser: WebDriver) -> list[str]:
-    return [row.get_attribute("data-tranid") or "" for row in browser.find_elements(By.CSS_SELECTOR, "tr.alert-row")]
+    """The queue's rows as shown now (read in one step: the live refresh may replace them at any time)."""
+    script = "return Array.from(document.querySelectorAll('tr.alert-row'), row => row.dataset.tranid)"
+    return list(browser.execute_script(script))
 
 
 def open_alert(browser: WebDriver, url: str, tranid: str) -> None:
     browser.get(f"{url}/desk")
-    row = browser.find_element(By.CSS_SELECTOR, f'tr.alert-row[data-tranid="{tranid}"]')
-    row.find_element(By.TAG_NAME, "a").click()
+
+    def click_its_row(b: WebDriver) -> bool:
+        b.find_element(By.CSS_SELECTOR, f'tr.alert-row[data-tranid="{tranid}"] a').click()
+        return True
+
+    # A refresh that lands between finding the row and clicking it makes the row stale: find it again.
+    WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(click_its_row)
     WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "alert-tranid"))
     assert browser.find_element(By.ID, "alert-tranid").text == tranid
 
@@ -236,7 +243,9 @@ def test_the_desk_end_to_end_in_a_real_browser(
     sign_in(browser, desk_url, VIEWER)
     assert sorted(queue_tranids(browser)) == sorted(tranids)
     # One alert per transaction, with every signal that flagged it; a signal filters.
-    d2_signals = browser.find_element(By.CSS_SELECTOR, 'tr.alert-row[data-tranid="D-2"]').text
+    d2_signals = browser.execute_script(
+        "return document.querySelector('tr.alert-row[data-tranid=\"D-2\"]').textContent"
+    )
     assert "profile_change" in d2_signals and "amount_over" in d2_signals
     browser.get(f"{desk_url}/desk?signal=amount_over")
     assert queue_tranids(browser) == ["D-2"]

@@ -14,7 +14,13 @@ from cassandra.cluster import Session
 from fastapi.testclient import TestClient
 
 from fraudshop.config import Config, ConfigError
-from fraudshop.io.cassandra.schema import apply_schema, schema_lacks, schema_statements, stored_columns
+from fraudshop.io.cassandra.schema import (
+    apply_schema,
+    schema_lacks,
+    schema_statements,
+    stored_columns,
+    stored_indexes,
+)
 from fraudshop.io.cassandra.session import cassandra_session
 from fraudshop.jobs.detect_fraud import SCHEMA_LACKING_EXIT_CODE, refuse_an_older_schema
 from fraudshop.model.records import MERCHANT_FIELDS
@@ -92,7 +98,7 @@ def test_the_job_refuses_an_older_keyspace_until_the_schema_is_applied(
     assert "run `fraudshop schema apply`" in caplog.text
 
     apply_schema(session, isolated_config.cassandra)
-    assert schema_lacks(stored_columns(session, keyspace)) == []
+    assert schema_lacks(stored_columns(session, keyspace), stored_indexes(session, keyspace)) == []
     refuse_an_older_schema(isolated_config)  # returns: the job may start
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from fraudshop.io.cassandra.schema import schema_lacks, schema_statements
+from fraudshop.io.cassandra.schema import schema_indexes, schema_lacks, schema_statements
 from fraudshop.model.tables import TABLES, schema_cql
 
 
@@ -26,3 +26,11 @@ def test_an_older_keyspace_is_told_what_it_lacks_and_a_current_one_nothing() -> 
         "transaction's columns risk_features, fraud_probability",
         "table merchant_day_total",
     ]
+
+
+def test_an_index_missing_is_named_with_its_table() -> None:
+    current = {table: set(columns) for table, columns in TABLES.items()}
+    indexes = set(schema_indexes())
+    assert {"rule_hit_day", "fraud_case_vector", "cust_change_last_updated"} <= indexes
+    assert schema_lacks(current, indexes) == []
+    assert schema_lacks(current, indexes - {"rule_hit_day"}) == ["index rule_hit_day on rule_hit"]

@@ -5,10 +5,11 @@ teaches (``fraud_case``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from cassandra import ConsistencyLevel, InvalidRequest
+from cachetools import LRUCache
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import PreparedStatement
@@ -32,25 +33,17 @@ from fraudshop.model.tables import (
     CHANGE_COLUMNS,
     CUST_FRAUD_COLUMNS,
     RULE_HIT_COLUMNS,
+    SCORE_COLUMNS,
     TRANSACTION_COLUMNS,
     TRANSACTION_KEY,
 )
 
+#: How many transactions' merchants a desk keeps (about 200 bytes each).
+MERCHANTS_KEPT = 200_000
 
-class DeskSchemaMissing(RuntimeError):
-    """The keyspace predates the desk: ``fraudshop schema apply`` adds its table and index."""
 
-
-#: What an alert's page shows of the transaction and of the account's other transactions.
-_SHOWN_TRANSACTION_COLUMNS: tuple[str, ...] = (
-    *TRANSACTION_COLUMNS,
-    "vector",
-    "risk_score",
-    "nearest_cases",
-    "nearest_cosines",
-    "fraud_probability",
-    "model_version",
-)
+#: What an alert's page reads of its transaction: the row as the job wrote it, scores included.
+SHOWN_TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_COLUMNS, *SCORE_COLUMNS)
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -64,6 +57,7 @@ class DeskStore:
         self._session = session
         self._keyspace = keyspace
         self.cases = CaseStore(session, keyspace)
+        self._merchants: LRUCache[TransactionKey, str | None] = LRUCache(MERCHANTS_KEPT)
 
     def _statement(self, cql: str) -> PreparedStatement:
         return prepared(self._session, cql, ConsistencyLevel.LOCAL_QUORUM)
@@ -79,13 +73,8 @@ class DeskStore:
         flagged = self._rows(
             f"SELECT {', '.join(CUST_FRAUD_COLUMNS)} FROM {keyspace}.cust_fraud_by_day WHERE day = ?", (day,)
         )
-        try:
-            hits = self._rows(f"SELECT {', '.join(RULE_HIT_COLUMNS)} FROM {keyspace}.rule_hit WHERE day = ?", (day,))
-        except InvalidRequest as error:
-            raise DeskSchemaMissing(
-                f"keyspace {keyspace} has no index rule_hit_day: run `fraudshop schema apply` (idempotent) with "
-                f"this version ({error})"
-            ) from None
+        # Through the SAI index rule_hit_day (the API refuses to start on a keyspace without it: older_schema).
+        hits = self._rows(f"SELECT {', '.join(RULE_HIT_COLUMNS)} FROM {keyspace}.rule_hit WHERE day = ?", (day,))
         alerts = alerts_of(flagged, hits)
         without_merchant = [alert.key for alert in alerts if alert.merchant_id is None]
         merchants = self._merchants_of(without_merchant)
@@ -95,24 +84,56 @@ class DeskStore:
         ]
 
     def _merchants_of(self, keys: Iterable[TransactionKey]) -> dict[TransactionKey, str | None]:
+        """Each transaction's merchant: read once, then kept (a transaction's merchant never changes; a replay
+        rewrites the same value), so the queue's refreshes read only the new alerts' transactions."""
+        keys = list(keys)
+        wanted = [key for key in keys if key not in self._merchants]
         select = self._statement(
             f"SELECT merchant_id FROM {self._keyspace}.transaction WHERE {key_condition(TRANSACTION_KEY)}"
         )
-        wanted = list(keys)
         values = [(key.account_no, key.tranpostdt, key.tranid) for key in wanted]
-        merchants: dict[TransactionKey, str | None] = {}
         for key, (success, result) in zip(
             wanted, execute_concurrent_with_args(self._session, select, values, concurrency=32), strict=True
         ):
             if not success:
                 raise result
             row = result.one()
-            merchants[key] = None if row is None else row.merchant_id
-        return merchants
+            if row is not None:  # not written yet: asked again next time
+                self._merchants[key] = row.merchant_id
+        return {key: self._merchants.get(key) for key in keys}
 
     def alert(self, key: TransactionKey) -> Alert | None:
-        """The alert on the transaction ``key``, every signal's evidence; None when nothing flagged it."""
-        return next((alert for alert in self.alerts_of_day(key.day) if alert.key == key), None)
+        """The alert on the transaction ``key``, every signal's evidence; None when nothing flagged it. Point
+        reads: its ``cust_fraud_by_day`` rows, then its hits under each customer they name and the account's
+        holder."""
+        keyspace = self._keyspace
+        flagged = [
+            row
+            for row in self._rows(
+                f"SELECT {', '.join(CUST_FRAUD_COLUMNS)} FROM {keyspace}.cust_fraud_by_day "
+                "WHERE day = ? AND tranpostdt = ? AND tranid = ?",
+                (key.day, key.tranpostdt, key.tranid),
+            )
+            if row["account_no"] == key.account_no
+        ]
+        holder = self._rows(
+            f"SELECT customer_id FROM {keyspace}.account_holder WHERE account_no = ?", (key.account_no,)
+        )
+        customers = {row["customer_id"] for row in (*flagged, *holder) if row["customer_id"] is not None}
+        hits = [
+            row
+            for customer in sorted(customers)
+            for row in self._rows(
+                f"SELECT {', '.join(RULE_HIT_COLUMNS)} FROM {keyspace}.rule_hit "
+                "WHERE customer_id = ? AND tranpostdt = ? AND tranid = ? AND account_no = ?",
+                (customer, key.tranpostdt, key.tranid, key.account_no),
+            )
+        ]
+        alerts = alerts_of(flagged, hits)
+        if not alerts:
+            return None
+        (alert,) = alerts
+        return alert if alert.merchant_id is not None else _with_merchant(alert, self._merchants_of([key]).get(key))
 
     def reviews_of_day(self, day: date) -> list[Review]:
         cql = f"SELECT {', '.join(ALERT_REVIEW_COLUMNS)} FROM {self._keyspace}.alert_review WHERE day = ?"
@@ -128,19 +149,26 @@ class DeskStore:
 
     def transaction(self, key: TransactionKey) -> dict[str, Any] | None:
         cql = (
-            f"SELECT {', '.join(_SHOWN_TRANSACTION_COLUMNS)} FROM {self._keyspace}.transaction "
+            f"SELECT {', '.join(SHOWN_TRANSACTION_COLUMNS)} FROM {self._keyspace}.transaction "
             f"WHERE {key_condition(TRANSACTION_KEY)}"
         )
         rows = self._rows(cql, (key.account_no, key.tranpostdt, key.tranid))
         return rows[0] if rows else None
 
-    def recent_transactions(self, account_no: str, until: datetime, limit: int) -> list[dict[str, Any]]:
-        """The account's last ``limit`` transactions up to ``until``, newest first."""
-        cql = (
-            f"SELECT tranpostdt, tranid, amount, merchant, merchant_id, risk_score, fraud_probability "
-            f"FROM {self._keyspace}.transaction WHERE account_no = ? AND tranpostdt <= ? LIMIT ?"
+    def transactions_around(self, key: TransactionKey, before: int, after: int) -> list[dict[str, Any]]:
+        """The account's transaction ``key`` with up to ``before`` transactions before it and ``after`` after,
+        oldest first."""
+        columns = "tranpostdt, tranid, amount, merchant_id, risk_score, fraud_probability"
+        table = f"{self._keyspace}.transaction"
+        earlier = self._rows(
+            f"SELECT {columns} FROM {table} WHERE account_no = ? AND tranpostdt <= ? LIMIT ?",
+            (key.account_no, key.tranpostdt, before + 1),
         )
-        return self._rows(cql, (account_no, until, limit))
+        later = self._rows(
+            f"SELECT {columns} FROM {table} WHERE account_no = ? AND tranpostdt > ? ORDER BY tranpostdt ASC LIMIT ?",
+            (key.account_no, key.tranpostdt, after),
+        )
+        return [*reversed(earlier), *later]
 
     def profile_changes(self, account_no: str, limit: int) -> list[dict[str, Any]]:
         """The account's last ``limit`` profile changes, newest first."""
@@ -166,22 +194,20 @@ class DeskStore:
                 self.cases.record([case])
         insert = self._statement(insert_statement(self._keyspace, "alert_review", ALERT_REVIEW_COLUMNS))
         key = review.key
-        self._session.execute(
-            insert,
-            (
-                key.day,
-                key.account_no,
-                key.tranpostdt,
-                key.tranid,
-                review.reviewed_at,
-                review.review_id,
-                review.action.value,
-                review.analyst,
-                review.note,
-                review.customer_id,
-                list(review.signals),
-            ),
-        )
+        values = {
+            "day": key.day,
+            "account_no": key.account_no,
+            "tranpostdt": key.tranpostdt,
+            "tranid": key.tranid,
+            "reviewed_at": review.reviewed_at,
+            "review_id": review.review_id,
+            "action": review.action.value,
+            "analyst": review.analyst,
+            "note": review.note,
+            "customer_id": review.customer_id,
+            "signals": list(review.signals),
+        }
+        self._session.execute(insert, tuple(values[column] for column in ALERT_REVIEW_COLUMNS))
         return case
 
 

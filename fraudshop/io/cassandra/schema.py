@@ -54,22 +54,40 @@ def stored_columns(session: Session, keyspace: str) -> dict[str, set[str]]:
     return tables
 
 
-def schema_lacks(stored: Mapping[str, set[str]]) -> list[str]:
-    """What a keyspace holding ``stored`` (:func:`stored_columns`) lacks of fraudshop's tables: each table
-    missing, or a table's missing columns (an older schema: ``fraudshop schema apply`` adds them)."""
+#: An index of the schema file: its name, then its table.
+_CREATE_INDEX = re.compile(r"^CREATE CUSTOM INDEX IF NOT EXISTS (\w+) ON (\w+)", re.M)
+
+
+def schema_indexes() -> dict[str, str]:
+    """Each index the schema file creates, and its table."""
+    return dict(_CREATE_INDEX.findall("\n".join(schema_statements(schema_cql()))))
+
+
+def stored_indexes(session: Session, keyspace: str) -> set[str]:
+    """The indexes of ``keyspace``, as Cassandra has them now."""
+    rows = session.execute("SELECT index_name FROM system_schema.indexes WHERE keyspace_name = %s", (keyspace,))
+    return {row.index_name for row in rows}
+
+
+def schema_lacks(stored: Mapping[str, set[str]], indexes: set[str] | None = None) -> list[str]:
+    """What a keyspace holding ``stored`` (:func:`stored_columns`) and ``indexes`` (:func:`stored_indexes`,
+    unchecked when None) lacks of fraudshop's schema: each table missing, a table's missing columns, each index
+    missing (an older schema: ``fraudshop schema apply`` adds them)."""
     lacking = []
     for table, columns in TABLES.items():
         if table not in stored:
             lacking.append(f"table {table}")
         elif missing := [column for column in columns if column not in stored[table]]:
             lacking.append(f"{table}'s columns {', '.join(missing)}")
+    if indexes is not None:
+        lacking += [f"index {name} on {table}" for name, table in schema_indexes().items() if name not in indexes]
     return lacking
 
 
 def older_schema(session: Session, keyspace: str, starting: str) -> str | None:
     """Why ``starting`` (the job, the API) must not start on ``keyspace``: what it lacks of this version's
     tables and columns, and how to add them; None when it lacks nothing."""
-    if lacking := schema_lacks(stored_columns(session, keyspace)):
+    if lacking := schema_lacks(stored_columns(session, keyspace), stored_indexes(session, keyspace)):
         return (
             f"keyspace {keyspace} lacks {'; '.join(lacking)}: run `fraudshop schema apply` (idempotent) with this "
             f"version, then start {starting}"

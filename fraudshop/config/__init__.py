@@ -201,12 +201,10 @@ def parse_desk_users(text: str) -> dict[str, DeskUser]:
             continue
         name, _, rest = entry.partition(":")
         role, _, token = rest.partition(":")
-        # Only what is surely not the token is shown: a misplaced colon can put it in the name or the role.
-        # (a role in its place says the name is in its place too).
-        placed = role in DESK_ROLES
-        shown = (
-            f"entry {number} ({name if placed and _ANALYST_NAME.match(name) else '?'}:{role if placed else '?'}:***)"
-        )
+        # Only what cannot be a token is shown (a misplaced colon or a swap can put it anywhere): a role, and a
+        # name too short to be a token.
+        shown_name = name if len(name) < MIN_DESK_TOKEN_LENGTH and _ANALYST_NAME.match(name) else "?"
+        shown = f"entry {number} ({shown_name}:{role if role in DESK_ROLES else '?'}:***)"
         if not _ANALYST_NAME.match(name):
             raise ValueError(f"{shown}: a name is 1-64 of A-Z a-z 0-9 . _ @ -")
         if role not in DESK_ROLES:

@@ -1,7 +1,7 @@
 """The fraud team's desk (docs/desk.md): server-rendered pages under /desk, served by ``fraudshop api``.
 
 Analysts sign in with their name and token (``desk.users``): a signed session cookie (Starlette's, scoped to
-/desk, SameSite=Strict) then carries the name; the role is looked up in the config on every request, so a
+/desk, SameSite=Lax) then carries the name; the role is looked up in the config on every request, so a
 changed role holds at once. Every form carries the session's CSRF token. Jinja2 escapes every value, and the
 pages' Content-Security-Policy allows the desk's own script and styles only."""
 
@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,7 +143,9 @@ def signed_in(request: Request) -> DeskUser:
     """The signed-in analyst (a viewer at least); otherwise to the sign-in page, and back here after it."""
     user = _user_of(request)
     if user is None:
-        raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        # Back to the page after signing in; a form's post is not a page to go back to.
+        asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(asked if request.method == "GET" else DESK)
     return user
 
 
@@ -404,9 +407,13 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
     app.include_router(router)
 
 
+#: What may follow a sign-in: the desk's pages, not its forms' targets, its fragments or its images.
+_PAGES = re.compile(rf"{DESK}(/alert|/overview)?(\?[^\\\r\n]*)?")
+
+
 def _safe_then(then: str) -> str:
-    """Where to go after signing in: a desk page only (never another site)."""
-    return then if then == DESK or (then.startswith(f"{DESK}/") and "\\" not in then) else DESK
+    """Where to go after signing in: a desk page only (never another site, never a form's target)."""
+    return then if _PAGES.fullmatch(then) else DESK
 
 
 def _outcome(action: ReviewAction, taught: bool) -> str:

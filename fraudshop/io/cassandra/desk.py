@@ -4,6 +4,7 @@ teaches (``fraud_case``)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -58,6 +59,7 @@ class DeskStore:
         self._keyspace = keyspace
         self.cases = CaseStore(session, keyspace)
         self._merchants: LRUCache[TransactionKey, str | None] = LRUCache(MERCHANTS_KEPT)
+        self._merchants_lock = threading.Lock()
 
     def _statement(self, cql: str) -> PreparedStatement:
         return prepared(self._session, cql, ConsistencyLevel.LOCAL_QUORUM)
@@ -87,11 +89,13 @@ class DeskStore:
         """Each transaction's merchant: read once, then kept (a transaction's merchant never changes; a replay
         rewrites the same value), so the queue's refreshes read only the new alerts' transactions."""
         keys = list(keys)
-        wanted = [key for key in keys if key not in self._merchants]
+        with self._merchants_lock:
+            wanted = [key for key in keys if key not in self._merchants]
         select = self._statement(
             f"SELECT merchant_id FROM {self._keyspace}.transaction WHERE {key_condition(TRANSACTION_KEY)}"
         )
         values = [(key.account_no, key.tranpostdt, key.tranid) for key in wanted]
+        found: dict[TransactionKey, str | None] = {}
         for key, (success, result) in zip(
             wanted, execute_concurrent_with_args(self._session, select, values, concurrency=32), strict=True
         ):
@@ -99,8 +103,10 @@ class DeskStore:
                 raise result
             row = result.one()
             if row is not None:  # not written yet: asked again next time
-                self._merchants[key] = row.merchant_id
-        return {key: self._merchants.get(key) for key in keys}
+                found[key] = row.merchant_id
+        with self._merchants_lock:  # the API's threads share one store, and an LRU is not thread-safe
+            self._merchants.update(found)
+            return {key: found[key] if key in found else self._merchants.get(key) for key in keys}
 
     def alert(self, key: TransactionKey) -> Alert | None:
         """The alert on the transaction ``key``, every signal's evidence; None when nothing flagged it. Point
@@ -119,7 +125,22 @@ class DeskStore:
         holder = self._rows(
             f"SELECT customer_id FROM {keyspace}.account_holder WHERE account_no = ?", (key.account_no,)
         )
-        customers = {row["customer_id"] for row in (*flagged, *holder) if row["customer_id"] is not None}
+        # A hit is filed under its rule's customer, or the holder when the job knew one: the merchant's copy of
+        # the hits names them all.
+        merchant = self._rows(
+            f"SELECT merchant_id FROM {keyspace}.transaction WHERE {key_condition(TRANSACTION_KEY)}",
+            (key.account_no, key.tranpostdt, key.tranid),
+        )
+        at_merchant = (
+            self._rows(
+                f"SELECT customer_id FROM {keyspace}.rule_hit_by_merchant_day "
+                "WHERE merchant_id = ? AND day = ? AND tranpostdt = ? AND tranid = ? AND account_no = ?",
+                (merchant[0]["merchant_id"], key.day, key.tranpostdt, key.tranid, key.account_no),
+            )
+            if merchant and merchant[0]["merchant_id"] is not None
+            else []
+        )
+        customers = {row["customer_id"] for row in (*flagged, *holder, *at_merchant) if row["customer_id"] is not None}
         hits = [
             row
             for customer in sorted(customers)
@@ -131,7 +152,8 @@ class DeskStore:
         ]
         alerts = alerts_of(flagged, hits)
         if not alerts:
-            return None
+            # A hit under a customer none of those name (a holder since changed): the day's alerts have it.
+            return next((alert for alert in self.alerts_of_day(key.day) if alert.key == key), None)
         (alert,) = alerts
         return alert if alert.merchant_id is not None else _with_merchant(alert, self._merchants_of([key]).get(key))
 

@@ -54,22 +54,28 @@ def stored_columns(session: Session, keyspace: str) -> dict[str, set[str]]:
     return tables
 
 
-#: An index of the schema file: its name, then its table.
-_CREATE_INDEX = re.compile(r"^CREATE CUSTOM INDEX IF NOT EXISTS (\w+) ON (\w+)", re.M)
+#: An index of the schema file: its name, its table and the column it indexes.
+_CREATE_INDEX = re.compile(r"^CREATE (?:CUSTOM )?INDEX IF NOT EXISTS (\w+) ON (\w+) \((\w+)\)", re.M)
 
 
-def schema_indexes() -> dict[str, str]:
-    """Each index the schema file creates, and its table."""
-    return dict(_CREATE_INDEX.findall("\n".join(schema_statements(schema_cql()))))
+def schema_indexes() -> dict[tuple[str, str], str]:
+    """Each index the schema file creates: (its table, the column it indexes) -> its name."""
+    return {
+        (table, column): name
+        for name, table, column in _CREATE_INDEX.findall("\n".join(schema_statements(schema_cql())))
+    }
 
 
-def stored_indexes(session: Session, keyspace: str) -> set[str]:
-    """The indexes of ``keyspace``, as Cassandra has them now."""
-    rows = session.execute("SELECT index_name FROM system_schema.indexes WHERE keyspace_name = %s", (keyspace,))
-    return {row.index_name for row in rows}
+def stored_indexes(session: Session, keyspace: str) -> set[tuple[str, str]]:
+    """The (table, column) of each index of ``keyspace``, as Cassandra has them now, whatever their names (an
+    index of the same column under another name serves as well, and ``CREATE INDEX IF NOT EXISTS`` adds none)."""
+    rows = session.execute(
+        "SELECT table_name, options FROM system_schema.indexes WHERE keyspace_name = %s", (keyspace,)
+    )
+    return {(row.table_name, row.options.get("target", "")) for row in rows}
 
 
-def schema_lacks(stored: Mapping[str, set[str]], indexes: set[str] | None = None) -> list[str]:
+def schema_lacks(stored: Mapping[str, set[str]], indexes: set[tuple[str, str]] | None = None) -> list[str]:
     """What a keyspace holding ``stored`` (:func:`stored_columns`) and ``indexes`` (:func:`stored_indexes`,
     unchecked when None) lacks of fraudshop's schema: each table missing, a table's missing columns, each index
     missing (an older schema: ``fraudshop schema apply`` adds them)."""
@@ -80,13 +86,17 @@ def schema_lacks(stored: Mapping[str, set[str]], indexes: set[str] | None = None
         elif missing := [column for column in columns if column not in stored[table]]:
             lacking.append(f"{table}'s columns {', '.join(missing)}")
     if indexes is not None:
-        lacking += [f"index {name} on {table}" for name, table in schema_indexes().items() if name not in indexes]
+        lacking += [
+            f"index {name} on {table} ({column})"
+            for (table, column), name in schema_indexes().items()
+            if (table, column) not in indexes
+        ]
     return lacking
 
 
 def older_schema(session: Session, keyspace: str, starting: str) -> str | None:
     """Why ``starting`` (the job, the API) must not start on ``keyspace``: what it lacks of this version's
-    tables and columns, and how to add them; None when it lacks nothing."""
+    tables, columns and indexes, and how to add them; None when it lacks nothing."""
     if lacking := schema_lacks(stored_columns(session, keyspace), stored_indexes(session, keyspace)):
         return (
             f"keyspace {keyspace} lacks {'; '.join(lacking)}: run `fraudshop schema apply` (idempotent) with this "

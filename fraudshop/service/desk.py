@@ -378,17 +378,19 @@ def add_desk(app: FastAPI, config: Config, store_of: Callable[[Request], DeskSto
 
     def read_overview(store: DeskStore, day: date) -> dict[str, Any]:
         today = datetime.now(UTC).date()
-        reviews: list[Review] = []
-        for back in range(desk.overview_days):
-            reviews += store.reviews_of_day(today - timedelta(days=back))
-        queue, _ = read_queue(store, QueueFilter())
+        window = queue_days(today)
+        counted = [today - timedelta(days=back) for back in range(desk.overview_days)]
+        # Each day read once: the queue's days serve the queue's age, the precision and the day's count too.
+        reviews = {d: store.reviews_of_day(d) for d in {*window, *counted}}
+        alerts = {d: store.alerts_of_day(d) for d in {*window, day}}
+        queue = open_alerts([a for d in window for a in alerts[d]], statuses_of(r for d in window for r in reviews[d]))
         return {
             "day": day,
-            "precision": precision_by_signal(reviews),
+            "precision": precision_by_signal(r for d in counted for r in reviews[d]),
             "age": queue_age(queue, datetime.now(UTC)),
             "overview_days": desk.overview_days,
             "queue_days": desk.queue_days,
-            "day_alerts": len(store.alerts_of_day(day)),
+            "day_alerts": len(alerts[day]),
         }
 
     @router.get("/overview", response_class=HTMLResponse)

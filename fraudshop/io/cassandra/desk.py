@@ -16,7 +16,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import PreparedStatement
 
 from fraudshop.io.cassandra.cases import CaseStore
-from fraudshop.io.cassandra.reads import utc_value
+from fraudshop.io.cassandra.reads import utc_row
 from fraudshop.io.cassandra.schema import insert_statement, key_condition
 from fraudshop.io.cassandra.session import prepared
 from fraudshop.model.cases import FraudCase
@@ -47,10 +47,6 @@ MERCHANTS_KEPT = 200_000
 SHOWN_TRANSACTION_COLUMNS: tuple[str, ...] = (*TRANSACTION_COLUMNS, *SCORE_COLUMNS)
 
 
-def _row(row: Any) -> dict[str, Any]:
-    return {name: utc_value(value) for name, value in row._asdict().items()}
-
-
 class DeskStore:
     """The desk's tables of ``keyspace``. Every statement is prepared once per session."""
 
@@ -65,7 +61,7 @@ class DeskStore:
         return prepared(self._session, cql, ConsistencyLevel.LOCAL_QUORUM)
 
     def _rows(self, cql: str, values: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return [_row(row) for row in self._session.execute(self._statement(cql), values)]
+        return [utc_row(row) for row in self._session.execute(self._statement(cql), values)]
 
     def alerts_of_day(self, day: date) -> list[Alert]:
         """Every alert on a transaction of the UTC ``day``, newest first: its profile-change alerts and its
@@ -155,7 +151,12 @@ class DeskStore:
             # A hit under a customer none of those name (a holder since changed): the day's alerts have it.
             return next((alert for alert in self.alerts_of_day(key.day) if alert.key == key), None)
         (alert,) = alerts
-        return alert if alert.merchant_id is not None else _with_merchant(alert, self._merchants_of([key]).get(key))
+        # The transaction's merchant, read above, for a profile-change alert that no hit names.
+        return (
+            alert
+            if alert.merchant_id is not None
+            else _with_merchant(alert, merchant[0]["merchant_id"] if merchant else None)
+        )
 
     def reviews_of_day(self, day: date) -> list[Review]:
         cql = f"SELECT {', '.join(ALERT_REVIEW_COLUMNS)} FROM {self._keyspace}.alert_review WHERE day = ?"

@@ -50,6 +50,11 @@ def utc_value(value: Any) -> Any:
     return as_utc(value) if isinstance(value, datetime) else value
 
 
+def utc_row(row: Any) -> dict[str, Any]:
+    """A driver row as a dict, each value as :func:`utc_value` reads it."""
+    return {name: utc_value(value) for name, value in row._asdict().items()}
+
+
 def _page(session: Session, cql: str, key: Any, limit: int, page: str | None) -> Page:
     """One page of ``cql``'s rows: ``key`` binds its one marker, or a tuple of them its several."""
     try:
@@ -60,7 +65,7 @@ def _page(session: Session, cql: str, key: Any, limit: int, page: str | None) ->
         if not page:
             raise
         raise BadPageToken("page token is not one this API returned") from None
-    rows = [{name: utc_value(value) for name, value in row._asdict().items()} for row in result.current_rows]
+    rows = [utc_row(row) for row in result.current_rows]
     return Page(rows, base64.urlsafe_b64encode(result.paging_state).decode() if result.paging_state else None)
 
 

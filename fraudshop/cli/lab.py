@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fraudshop.cli.registry import Commands, add_command
-from fraudshop.config import Config
+from fraudshop.config import CONFIG_FILE_ENV, Config, load_config
 from fraudshop.lab.bench.plan import add_bench_arguments
+from fraudshop.lab.stack.conf import CLUSTER_CONFIG
 
 #: The fault drill's figures printed after its table, in this order.
 _DRILL_COUNTS = (
@@ -42,31 +44,59 @@ def demo(config: Config, args: argparse.Namespace) -> int:
 
 
 def faults(config: Config, args: argparse.Namespace) -> int:
+    from fraudshop.lab.cluster_drill import CLUSTER_FAULTS, run_cluster_drill
     from fraudshop.lab.console import print_table
     from fraudshop.lab.faults import DEFAULT_FAULTS, DrillPlan, Fault, parse_restart_commands, run_drill_in_scratch
+    from fraudshop.lab.stack.cluster import shared_directory
 
+    if args.cluster and args.config is None and not os.environ.get(CONFIG_FILE_ENV):
+        config = load_config(path=CLUSTER_CONFIG, overrides=args.overrides)
+    if args.no_faults:
+        chosen: tuple[Fault, ...] = ()
+    elif args.fault:
+        chosen = tuple(Fault(name) for name in args.fault)
+    else:
+        chosen = CLUSTER_FAULTS if args.cluster else DEFAULT_FAULTS
     plan = DrillPlan(
-        faults=tuple(Fault(name) for name in args.fault) if args.fault else DEFAULT_FAULTS,
+        faults=chosen,
         transactions=args.transactions,
         accounts=args.accounts,
         malformed=args.malformed,
     )
-    work_dir = args.work_dir or config.stack.state_dir / "fault-drills" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     try:
-        figures = run_drill_in_scratch(config, plan, parse_restart_commands(args.restart_command), work_dir, args.keep)
+        if args.cluster:
+            # In the shared directory: the job's checkpoint must be where every node reaches it.
+            work_dir = args.work_dir or shared_directory(config) / "fault-drills" / started
+            figures = run_cluster_drill(config, plan, work_dir, args.keep)
+        else:
+            work_dir = args.work_dir or config.stack.state_dir / "fault-drills" / started
+            restarts = parse_restart_commands(args.restart_command)
+            figures = run_drill_in_scratch(config, plan, restarts, work_dir, args.keep)
     except ValueError as error:
         print(f"fraudshop: {error}", file=sys.stderr)
         return 2
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(figures, indent=2) + "\n")
     rows = [
-        [r["fault"], r.get("server_down_and_restart_seconds"), r["seconds_to_next_batch"]]
+        [
+            r["fault"],
+            r.get("node", ""),
+            r.get("server_down_and_restart_seconds"),
+            r["seconds_to_next_batch"],
+            r.get("node_back_seconds"),
+        ]
         for r in figures["recoveries"]
     ]
-    print_table(("fault", "server down (s)", "fault to next batch (s)"), rows)
+    print_table(("fault", "node", "server down (s)", "fault to next batch (s)", "node back (s)"), rows)
     print(", ".join(f"{name} {figures[name]}" for name in _DRILL_COUNTS))
     secrets_seen = figures["secret_in_job_log"] or figures["secret_on_command_line"]
     print(f"job exits: {len(figures['job_exits'])}; a secret seen in the job's log or command line: {secrets_seen}")
+    if rate := figures["stream_rate"]:
+        print(
+            f"the stream: {rate['records']} records in {rate['batches']} batches, {rate['records_per_second']}/s from"
+            f" the first batch's start to the last's end, {rate['records_per_second_of_batch_time']}/s of batch time"
+        )
     print(("PASSED" if figures["passed"] else "FAILED") + f"; figures in {args.results}, job log in {work_dir}")
     return 0 if figures["passed"] else 1
 
@@ -186,14 +216,34 @@ def register(commands: Commands) -> None:
         "faults",
         faults,
         "fault drill on the configured stack: kill or stop the job, restart Kafka or Cassandra mid-stream, "
-        "then check every row is stored exactly once (in a scratch keyspace and topic)",
+        "then check every row is stored exactly once (in a scratch keyspace and topic); --cluster: on the lab cluster",
     )
     drill.add_argument(
         "--fault",
         action="append",
         # Fault's values, listed here so that the parser needs no driver import (a unit test keeps them equal).
-        choices=["kill-job", "stop-job", "restart-kafka", "restart-cassandra"],
-        help="a fault to inject, in order; repeatable (default: kill-job three times, then stop-job)",
+        choices=[
+            "kill-job",
+            "stop-job",
+            "restart-kafka",
+            "restart-cassandra",
+            "kill-cassandra-node",
+            "kill-kafka-leader",
+            "kill-spark-worker",
+        ],
+        help="a fault to inject, in order; repeatable (default: kill-job three times, then stop-job; with --cluster"
+        " kill-cassandra-node, kill-kafka-leader, kill-spark-worker, kill-job); kill-… faults of a node need --cluster",
+    )
+    drill.add_argument(
+        "--no-faults",
+        action="store_true",
+        help="no fault: the workload straight through, checked the same (the stream's rate without faults)",
+    )
+    drill.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on the lab cluster (fraudshop cluster up; its config unless --config names another): a node of"
+        " each engine killed with SIGKILL mid-stream and brought back, then the driver; checks every replica",
     )
     drill.add_argument("--transactions", type=int, default=50_000, help="transactions in the workload")
     drill.add_argument("--accounts", type=int, default=500, help="accounts they spread over")

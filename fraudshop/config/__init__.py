@@ -55,6 +55,9 @@ class KafkaConfig(_Section):
     fail_on_data_loss: bool
     max_offsets_per_trigger: NotNegative
     topic_partitions: AtLeastOne
+    topic_replication_factor: AtLeastOne
+    topic_min_insync_replicas: NotNegative
+    api_timeout_seconds: Annotated[int, Field(ge=1, le=3600)]
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
     sasl_mechanism: SaslMechanism
     sasl_username: str
@@ -66,6 +69,17 @@ class KafkaConfig(_Section):
     @property
     def first_port(self) -> int:
         return int(self.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _insync_replicas_exist(self) -> KafkaConfig:
+        # More in-sync replicas required than replicas: every acks=all write would be refused.
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise PydanticCustomError(
+                "insync_replicas",
+                f"topic_min_insync_replicas = {self.topic_min_insync_replicas} must be at most "
+                f"topic_replication_factor = {self.topic_replication_factor}",
+            )
+        return self
 
 
 class CassandraConfig(_Section):
@@ -104,6 +118,7 @@ class JobConfig(_Section):
     batch_timeout_seconds: Annotated[float, Field(gt=0)]
     shuffle_partitions: AtLeastOne
     progress_file: str
+    py_files: str
 
     @property
     def change_window_seconds(self) -> int:
@@ -252,6 +267,25 @@ class StackConfig(_Section):
     start_timeout_seconds: AtLeastOne
 
 
+#: A loopback host list for the lab cluster's Spark workers, each written into a command line.
+HostList = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+(\s*,\s*[A-Za-z0-9.-]+)*$")]
+#: A JVM memory size as -Xmx and Spark take it.
+MemorySize = Annotated[str, Field(pattern=r"^\d+[kKmMgG]$")]
+
+
+class ClusterConfig(_Section):
+    spark_worker_hosts: HostList
+    spark_worker_port: Port
+    spark_webui_port: Port
+    spark_worker_cores: AtLeastOne
+    spark_worker_memory: MemorySize
+    spark_daemon_heap: MemorySize
+
+    @property
+    def worker_hosts(self) -> list[str]:
+        return [host.strip() for host in self.spark_worker_hosts.split(",")]
+
+
 class Config(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
@@ -265,6 +299,7 @@ class Config(BaseSettings):
     authorize: AuthorizeConfig
     desk: DeskConfig
     stack: StackConfig
+    cluster: ClusterConfig
 
     def with_settings(self, *settings: str) -> Config:
         return _build(_parse_assignments(settings), self.model_dump())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from fraudshop.config import Config, load_config
+from fraudshop.config import CONFIG_FILE_ENV, Config, load_config
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,4 +32,9 @@ def config_argument_parser(description: str) -> argparse.ArgumentParser:
 
 
 def load_config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(path=args.config, overrides=args.overrides)
+    """The config of ``--config``, else ``$FRAUDSHOP_CONFIG``, else the command's own default file
+    (``default_config``: the lab cluster's commands run on the cluster's config), with ``--set``."""
+    path = args.config
+    if path is None and not os.environ.get(CONFIG_FILE_ENV):
+        path = getattr(args, "default_config", None)
+    return load_config(path=path, overrides=args.overrides)

@@ -67,7 +67,8 @@ def spark_submit_command(
     }
     options = [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
     dependencies = dependency_options(jars, versions.SPARK_PACKAGES)
-    return [spark_submit, "--master", config.job.spark_master, *dependencies, *options, str(script)]
+    py_files = ["--py-files", config.job.py_files] if config.job.py_files else []
+    return [spark_submit, "--master", config.job.spark_master, *dependencies, *py_files, *options, str(script)]
 
 
 def class_archive(config: Config) -> Path:
@@ -145,9 +146,17 @@ def job_environment(config: Config) -> dict[str, str]:
     environment["PYSPARK_PYTHON"] = environment["PYSPARK_DRIVER_PYTHON"] = sys.executable
     if home := spark_home():
         environment["SPARK_HOME"] = str(home)
-    if config.job.spark_master.startswith("local"):
-        environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # the local stack never listens beyond loopback
+    if config.job.spark_master.startswith("local") or _is_loopback_master(config.job.spark_master):
+        environment["SPARK_LOCAL_IP"] = "127.0.0.1"  # the local stack and lab cluster never listen beyond loopback
     return environment
+
+
+def _is_loopback_master(master: str) -> bool:
+    """Standalone masters all on this machine's loopback (the lab cluster's): its workers reach the driver there."""
+    if not master.startswith("spark://"):
+        return False
+    hosts = [address.rsplit(":", 1)[0] for address in master.removeprefix("spark://").split(",")]
+    return all(host == "localhost" or host.startswith("127.") for host in hosts)
 
 
 def start_job(config: Config, output: IO[bytes], script: Path = DETECTION_JOB) -> subprocess.Popen[bytes]:

@@ -20,6 +20,11 @@ def cassandra_connector_settings(cassandra: CassandraConfig) -> dict[str, str]:
         "spark.cassandra.connection.host": cassandra.hosts,
         "spark.cassandra.connection.port": str(cassandra.port),
         "spark.cassandra.output.concurrent.writes": str(cassandra.concurrent_writes),
+        # Writes and reads at LOCAL_QUORUM (the connector reads at LOCAL_ONE by default): on a ring, a batch
+        # then reads every change a quorum acknowledged, also from a replica that was down and still
+        # waits for its hints. One node: the same as ONE.
+        "spark.cassandra.output.consistency.level": "LOCAL_QUORUM",
+        "spark.cassandra.input.consistency.level": "LOCAL_QUORUM",
     }
     if cassandra.local_dc:
         settings["spark.cassandra.connection.localDC"] = cassandra.local_dc

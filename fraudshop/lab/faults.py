@@ -56,18 +56,36 @@ CASSANDRA_UNAVAILABLE = (NoHostAvailable, OperationTimedOut)
 
 
 class Fault(enum.StrEnum):
-    KILL_JOB = "kill-job"  # kill -9 of the job's whole process group
+    KILL_JOB = "kill-job"  # kill -9 of the job's whole process group: in client mode, the driver
     STOP_JOB = "stop-job"  # SIGTERM: a graceful stop
     RESTART_KAFKA = "restart-kafka"
     RESTART_CASSANDRA = "restart-cassandra"
+    # A node of the lab cluster killed with SIGKILL, brought back once the job has done a batch without it.
+    KILL_CASSANDRA_NODE = "kill-cassandra-node"
+    KILL_KAFKA_LEADER = "kill-kafka-leader"  # the node leading the topic's first partition
+    KILL_SPARK_WORKER = "kill-spark-worker"  # a worker whose executor is running tasks of a batch
 
     @property
     def server(self) -> str | None:
         return self.value.removeprefix("restart-") if self.value.startswith("restart-") else None
 
+    @property
+    def on_a_node(self) -> bool:
+        """A fault of the lab cluster's nodes (``fraudshop faults --cluster``)."""
+        return self in (Fault.KILL_CASSANDRA_NODE, Fault.KILL_KAFKA_LEADER, Fault.KILL_SPARK_WORKER)
 
+    @property
+    def mid_batch(self) -> bool:
+        """Strikes while a batch runs: the drill produces the next part of the workload first."""
+        return self is Fault.KILL_SPARK_WORKER
+
+
+#: The lab cluster's node faults, by name.
+NODE_FAULTS = frozenset(fault.value for fault in Fault if fault.on_a_node)
 #: Restarts a server ("kafka" or "cassandra") and returns once it serves again.
 RestartServer = Callable[[str], None]
+#: What brings a killed node back; returns figures of its return.
+BringBack = Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,24 @@ class DrillPlan:
     step_timeout_seconds: float = 300
     #: Fraud-prevention rules over the drill's accounts and busiest merchants, every kind in turn.
     rules: int = 120
+
+
+def stream_rate(progress_file: Path) -> dict[str, Any]:
+    """How fast the job went through the drill's records, from its progress file: per second from its
+    first batch's start to its last's end (outages and restarts included), and per second of batch time."""
+    batches = [batch for batch in read_batches(progress_file) if batch.kafka_records]
+    if not batches:
+        return {}
+    records = sum(batch.kafka_records for batch in batches)
+    wall = (max(b.ended_at for b in batches) - min(b.started_at for b in batches)).total_seconds()
+    busy = sum(batch.duration_ms.get("triggerExecution", 0.0) for batch in batches) / 1000
+    return {
+        "batches": len(batches),
+        "records": records,
+        "first_to_last_batch_seconds": round(wall, 1),
+        "records_per_second": round(records / wall, 1) if wall else None,
+        "records_per_second_of_batch_time": round(records / busy, 1) if busy else None,
+    }
 
 
 def batches_with_records(progress_file: Path) -> int:
@@ -148,6 +184,12 @@ class SupervisedJob:
         time.sleep(1)  # spark-submit has launched its JVM by now: check what `ps` shows of it
         self._check_command_lines()
 
+    @property
+    def group(self) -> int:
+        """The process group of the running job (its spark-submit's pid)."""
+        assert self._process is not None
+        return self._process.pid
+
     def signal(self, signum: int) -> None:
         assert self._process is not None
         signal_job(self._process.pid, signum)
@@ -178,12 +220,32 @@ class SupervisedJob:
         log.info("the job exited with code %d (%s) after %s", code, cause, after)
 
 
+@dataclass(frozen=True)
+class NodeKilled:
+    """A node of the lab cluster killed for a fault: figures of the kill, when it struck (monotonic
+    time; a mid-batch fault waits for a batch before it strikes), the batches with records the job
+    had completed just before (the next one completes after the kill) and what brings the node back."""
+
+    figures: dict[str, Any]
+    at: float
+    batches_before: int
+    bring_back: BringBack
+
+
+#: Kills a node of the lab cluster for a fault while the job runs.
+KillNode = Callable[[Fault, SupervisedJob], NodeKilled]
+#: Checks made once every row is stored, given the expected (account_no, tranid) pairs: figures, and
+#: whether they pass.
+FinalCheck = Callable[[set[tuple[str, str]]], tuple[dict[str, Any], bool]]
+
+
 def restart_local_server(config: Config) -> RestartServer:
     """Restart a server of the embedded local stack."""
     from fraudshop.lab.stack.cassandra import cassandra_server
     from fraudshop.lab.stack.kafka import kafka_server
+    from fraudshop.lab.stack.process import ServerProcess
 
-    servers = {"cassandra": cassandra_server, "kafka": kafka_server}
+    servers: dict[str, Callable[[Config], ServerProcess]] = {"cassandra": cassandra_server, "kafka": kafka_server}
 
     def restart(name: str) -> None:
         server = servers[name](config)
@@ -237,14 +299,24 @@ def _chunks(items: list[Any], count: int) -> list[list[Any]]:
 
 
 def run_drill(
-    config: Config, plan: DrillPlan, session: Session, workdir: Path, restart_server: RestartServer
+    config: Config,
+    plan: DrillPlan,
+    session: Session,
+    workdir: Path,
+    restart_server: RestartServer,
+    kill_node: KillNode | None = None,
+    final_check: FinalCheck | None = None,
 ) -> dict[str, Any]:
     """Run ``plan`` against ``config``'s Kafka topic and Cassandra keyspace (both assumed to be
     the drill's own, the schema applied); return the figures, which say whether it passed. The
-    drill follows the job's batches in ``config.job.progress_file``, which must be set."""
+    drill follows the job's batches in ``config.job.progress_file``, which must be set. The lab
+    cluster's faults need ``kill_node``; ``final_check`` adds checks once every row is stored."""
+    if kill_node is None and any(fault.on_a_node for fault in plan.faults):
+        raise ValueError("killing a node of the cluster needs the lab cluster: fraudshop faults --cluster")
     if not config.job.progress_file:
         raise ValueError("the fault drill follows the job's batches in its progress file: set job.progress_file")
     progress_file = Path(config.job.progress_file).expanduser()
+    progress_file.unlink(missing_ok=True)  # a work directory used before: its batches are not this drill's
     keyspace = config.cassandra.keyspace
     now = datetime.now(UTC)
     changed = {account_number(i): f"CUST-{i}" for i in range(0, plan.accounts, plan.changed_every)}
@@ -273,6 +345,7 @@ def run_drill(
     ensure_topic(config.kafka)
     job_log = workdir / "job.log"
     job = SupervisedJob(config, job_log)
+    pending_bring_back: BringBack | None = None
     started = time.monotonic()
     recoveries: list[dict[str, Any]] = []
     timeout = plan.step_timeout_seconds
@@ -288,21 +361,37 @@ def run_drill(
                 wait_until(mid_stream, timeout, f"micro-batches before fault {index} ({fault})")
                 log.info("fault %d of %d: %s", index, len(plan.faults), fault)
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): striking")
-                struck = time.monotonic()
+                if fault.mid_batch:  # the batch the fault strikes is this part's
+                    _produce(config, chunks[index], malformed_chunks[index])
                 batches_at_fault = batches_with_records(progress_file)
+                struck = time.monotonic()
                 recovery: dict[str, Any] = {"fault": str(fault)}
-                with _timed(recovery, "server_down_and_restart_seconds" if fault.server else "job_stop_seconds"):
-                    job.last_fault = str(fault)
-                    if fault.server:
+                bring_back: BringBack | None = None
+                job.last_fault = str(fault)
+                if fault.on_a_node:  # timed by its killer (a mid-batch fault waits for a batch first)
+                    assert kill_node is not None
+                    killed = kill_node(fault, job)
+                    struck, bring_back, batches_at_fault = killed.at, killed.bring_back, killed.batches_before
+                    pending_bring_back = bring_back
+                    recovery.update(killed.figures)
+                elif fault.server:
+                    with _timed(recovery, "server_down_and_restart_seconds"):
                         restart_server(fault.server)
-                    else:
+                else:
+                    with _timed(recovery, "job_stop_seconds"):
                         job.signal(signal.SIGKILL if fault is Fault.KILL_JOB else signal.SIGTERM)
                 # Produced after the fault: the pipeline has recovered once these are processed.
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): waiting for the job to recover")
-                _produce(config, chunks[index], malformed_chunks[index])
+                if not fault.mid_batch:
+                    _produce(config, chunks[index], malformed_chunks[index])
                 recovered = partial(_job_did_more_batches, job, progress_file, batches_at_fault)
                 wait_until(recovered, timeout, f"a micro-batch after fault {index} ({fault})")
                 recovery["seconds_to_next_batch"] = round(time.monotonic() - struck, 1)
+                if bring_back is not None:
+                    shown.update(f"fault {index} of {len(plan.faults)} ({fault}): bringing the node back")
+                    pending_bring_back = None
+                    recovery.update(bring_back())
+                    batches_at_fault = batches_with_records(progress_file)
                 recoveries.append(recovery)
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): recovered")
 
@@ -321,6 +410,11 @@ def run_drill(
             wait_until(all_stored, timeout, "every row", interval=3, unavailable=CASSANDRA_UNAVAILABLE)
     finally:
         job.stop()
+        if pending_bring_back is not None:  # the drill failed with a node down: the next one finds it up
+            try:
+                pending_bring_back()
+            except Exception:
+                log.exception("could not bring the killed node back; fraudshop cluster up starts it")
     elapsed = time.monotonic() - started
 
     transactions = stored_rows(session, keyspace, "transaction", "account_no, tranid")
@@ -353,10 +447,18 @@ def run_drill(
         "notification_repeats": len(messages) - len(notified),
         "recoveries": recoveries,
         "job_exits": job.exits,
+        # A node of a ring lost must not stop the job: it keeps going on the others.
+        "job_exits_after_node_faults": sum(1 for e in job.exits if e["after"] in NODE_FAULTS),
         "secret_in_job_log": any(secret in job_text for secret in configured_secrets(config)),
         "secret_on_command_line": job.secret_on_command_line,
         "seconds": round(elapsed, 1),
+        "stream_rate": stream_rate(progress_file),
     }
+    final_passed = True
+    if final_check is not None:
+        with step("checking the replicas"):
+            final_figures, final_passed = final_check(expected_transactions)
+        figures.update(final_figures)
     figures["passed"] = (
         figures["transactions_lost"] == figures["transactions_extra"] == 0
         and figures["alerts_lost"] == figures["alerts_extra"] == figures["alert_rows_duplicated"] == 0
@@ -365,6 +467,8 @@ def run_drill(
         and figures["hits_not_notified"] == figures["notifications_without_hit"] == 0
         and not figures["secret_in_job_log"]
         and not figures["secret_on_command_line"]
+        and figures["job_exits_after_node_faults"] == 0
+        and final_passed
     )
     return figures
 

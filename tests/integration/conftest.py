@@ -43,6 +43,21 @@ def config_for_tests(*settings: str) -> Config:
     return load_config(overrides=(*TEST_STACK_SETTINGS, *settings), environ={})
 
 
+#: The lab cluster's config (conf/cluster.toml) on ports and a state directory of the tests' own, so the
+#: smoke test runs beside a cluster started by hand and beside the test stack.
+TEST_CLUSTER_SETTINGS = (
+    "kafka.bootstrap_servers=" + ",".join(f"127.0.0.{node}:{19192 + _OFFSET}" for node in (1, 2, 3)),
+    f"stack.kafka_controller_port={19193 + _OFFSET}",
+    f"cassandra.port={19142 + _OFFSET}",
+    f"stack.cassandra_storage_port={17100 + _OFFSET}",
+    f"job.spark_master=spark://127.0.0.1:{17077 + _OFFSET}",
+    f"cluster.spark_worker_port={17078 + _OFFSET}",
+    f"cluster.spark_webui_port={18180 + _OFFSET}",
+    f"api.port={18090 + _OFFSET}",
+    f"stack.state_dir=~/.local/state/fraudshop/test-cluster-{19000 + _OFFSET}",
+)
+
+
 @pytest.fixture(scope="session")
 def stack_config() -> Iterator[Config]:
     config = config_for_tests()

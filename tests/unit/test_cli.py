@@ -25,6 +25,7 @@ from fraudshop.service.api import create_app
 
 COMMANDS = (
     "stack",
+    "cluster",
     "schema",
     "job",
     "produce",

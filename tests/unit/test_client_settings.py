@@ -53,6 +53,13 @@ def test_spark_kafka_source_gets_sasl_and_tls() -> None:
     assert options["kafka.ssl.truststore.location"] == "/etc/kafka/truststore.jks"
     assert options["kafka.ssl.truststore.password"] == "ks-secret"
     assert options["failOnDataLoss"] == "true" and options["startingOffsets"] == "earliest"
+    # Kafka's own default unless set: a call aimed at a lost broker waits this long.
+    assert options["kafka.default.api.timeout.ms"] == "60000" and options["kafka.request.timeout.ms"] == "30000"
+    lab_cluster = kafka_source_options(
+        load_config(overrides=[*SECURE, "kafka.api_timeout_seconds=10"], environ=SECRETS).kafka
+    )
+    # Kafka refuses a request timeout above the call's.
+    assert lab_cluster["kafka.default.api.timeout.ms"] == "10000" == lab_cluster["kafka.request.timeout.ms"]
 
 
 def test_plaintext_kafka_source_has_no_security_options() -> None:
@@ -78,6 +85,8 @@ def test_connector_gets_hosts_dc_auth_tls_and_write_concurrency() -> None:
         "spark.cassandra.connection.host": "c1,c2,c3",
         "spark.cassandra.connection.port": "9042",
         "spark.cassandra.output.concurrent.writes": "64",
+        "spark.cassandra.output.consistency.level": "LOCAL_QUORUM",
+        "spark.cassandra.input.consistency.level": "LOCAL_QUORUM",
         "spark.cassandra.connection.localDC": "dc1",
         "spark.cassandra.auth.username": "fraud",
         "spark.cassandra.auth.password": "cass-secret",

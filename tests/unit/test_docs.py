@@ -158,3 +158,25 @@ def test_the_configuration_page_lists_every_setting_with_its_packaged_default() 
             assert documented == shown(packaged[section][name]), key
     # Only the replication map is written in words; every other default is compared.
     assert {key for key, documented in defaults.items() if documented is None} == {"cassandra.replication"}
+
+
+def test_the_cluster_pages_figures_are_the_committed_runs() -> None:
+    """docs/cluster.md quotes the cluster drill and the two rate runs as committed in benchmarks/cluster/."""
+    import json
+
+    committed = REPOSITORY / "benchmarks" / "cluster"
+    page = (DOCS / "cluster.md").read_text()
+    readme = README.read_text()
+    drill = json.loads((committed / "drill.json").read_text())
+    assert drill["passed"] and len(drill["recoveries"]) == 4
+    for recovery in drill["recoveries"]:
+        row = (
+            f"| `{recovery['fault']}` | {recovery.get('node', 'the driver')} | {recovery['seconds_to_next_batch']} s |"
+        )
+        assert row in page and row in readme, row
+    for name in ("rate-single-node", "rate-cluster"):
+        rate = json.loads((committed / f"{name}.json").read_text())
+        assert rate["passed"] and not rate["faults"]
+        stream = rate["stream_rate"]
+        cells = f"| {stream['records_per_second']} | {stream['records_per_second_of_batch_time']} |"
+        assert cells in page and cells in readme, (name, cells)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from fraudshop.lab.faults import DrillPlan, batches_with_records, command_lines_of_group, drill_rules, exit_cause
 from fraudshop.lab.waiting import wait_until
@@ -78,3 +79,67 @@ def test_the_drill_sets_every_kind_of_rule_over_its_own_accounts_and_merchants()
     for definition in definitions:
         scope, scope_id = scope_of(definition)
         assert scope_id in (catalogue if scope is RuleScope.MERCHANT else accounts)
+
+
+def test_the_cluster_drill_kills_a_node_of_each_engine_then_the_driver() -> None:
+    from fraudshop.lab.cluster_drill import CLUSTER_FAULTS
+    from fraudshop.lab.faults import Fault
+
+    assert CLUSTER_FAULTS == (
+        Fault.KILL_CASSANDRA_NODE,
+        Fault.KILL_KAFKA_LEADER,
+        Fault.KILL_SPARK_WORKER,
+        Fault.KILL_JOB,
+    )
+    assert [fault.on_a_node for fault in CLUSTER_FAULTS] == [True, True, True, False]
+    assert [fault for fault in Fault if fault.mid_batch] == [Fault.KILL_SPARK_WORKER]
+    assert {fault.server for fault in CLUSTER_FAULTS} == {None}
+
+
+def test_a_node_fault_without_the_lab_cluster_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    import pytest
+
+    from fraudshop.config import load_config
+    from fraudshop.lab.faults import Fault, run_drill
+
+    plan = DrillPlan(faults=(Fault.KILL_KAFKA_LEADER,))
+    session: Any = None  # never reached
+    with pytest.raises(ValueError, match="needs the lab cluster: fraudshop faults --cluster"):
+        run_drill(load_config(environ={}), plan, session, tmp_path, restart_server=print)
+
+
+def test_the_streams_rate_counts_records_over_its_batches_and_over_their_own_time(tmp_path: Path) -> None:
+    from fraudshop.lab.faults import stream_rate
+
+    def line(batch_id: int, at: str, records: int, milliseconds: int) -> str:
+        return json.dumps(
+            {
+                "query": "fraudshop_detect_fraud",
+                "batch_id": batch_id,
+                "timestamp": at,
+                "duration_ms": {"triggerExecution": milliseconds},
+                "fraudshop": {"kafka_records": records, "step_ms": {}},
+            }
+        )
+
+    progress = tmp_path / "progress.jsonl"
+    assert stream_rate(progress) == {}
+    # 3,000 records: the first batch starts at :00, the last ends at :19 (10 s of batch time, an idle batch left out).
+    progress.write_text(
+        "\n".join(
+            [
+                line(0, "2026-11-23T10:00:00.000Z", 1000, 4000),
+                line(1, "2026-11-23T10:00:05.000Z", 0, 100),
+                line(2, "2026-11-23T10:00:10.000Z", 1500, 3000),
+                line(3, "2026-11-23T10:00:16.000Z", 500, 3000),
+            ]
+        )
+        + "\n"
+    )
+    assert stream_rate(progress) == {
+        "batches": 3,
+        "records": 3000,
+        "first_to_last_batch_seconds": 19.0,
+        "records_per_second": round(3000 / 19, 1),
+        "records_per_second_of_batch_time": 300.0,
+    }

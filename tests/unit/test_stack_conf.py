@@ -17,7 +17,7 @@ from fraudshop.lab.stack.kafka import prepare_kafka
 
 
 def test_a_placeholder_left_unfilled_is_an_error_not_an_empty_value() -> None:
-    with pytest.raises(jinja2.UndefinedError, match="storage_port"):
+    with pytest.raises(jinja2.UndefinedError, match="cluster_name"):
         render_stack_conf("cassandra.yaml", home="/tmp/x", native_port=9042)
 
 

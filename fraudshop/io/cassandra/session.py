@@ -11,7 +11,12 @@ from contextlib import contextmanager
 from cassandra import ConsistencyLevel, OperationTimedOut, Timeout, Unavailable
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    LoadBalancingPolicy,
+    TokenAwarePolicy,
+    WhiteListRoundRobinPolicy,
+)
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from fraudshop.config import CassandraConfig
@@ -20,13 +25,19 @@ from fraudshop.config import CassandraConfig
 CASSANDRA_UNAVAILABLE = (Timeout, Unavailable, OperationTimedOut, NoHostAvailable)
 
 
-def connect(cassandra: CassandraConfig) -> Cluster:
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cassandra.local_dc or None)),
-        request_timeout=30,
-    )
+def connect(cassandra: CassandraConfig, only_node: str | None = None) -> Cluster:
+    """A driver cluster for ``cassandra``. Statements without a consistency of their own run at
+    LOCAL_QUORUM (the driver's default is LOCAL_ONE): on a ring, a read then sees every write a quorum
+    acknowledged, also while a replica that was down waits for its hints. ``only_node``: every request
+    goes to that node, at ONE (a replica check reads what each node holds)."""
+    if only_node is None:
+        policy: LoadBalancingPolicy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cassandra.local_dc or None))
+        consistency = ConsistencyLevel.LOCAL_QUORUM
+    else:
+        policy, consistency = WhiteListRoundRobinPolicy([only_node]), ConsistencyLevel.ONE
+    profile = ExecutionProfile(load_balancing_policy=policy, consistency_level=consistency, request_timeout=30)
     return Cluster(
-        contact_points=cassandra.host_list,
+        contact_points=[only_node] if only_node else cassandra.host_list,
         port=cassandra.port,
         auth_provider=PlainTextAuthProvider(cassandra.username, cassandra.password) if cassandra.username else None,
         ssl_context=ssl.create_default_context(cafile=cassandra.ssl_ca_file or None) if cassandra.ssl_enabled else None,
@@ -35,9 +46,11 @@ def connect(cassandra: CassandraConfig) -> Cluster:
 
 
 @contextmanager
-def cassandra_session(cassandra: CassandraConfig, keyspace: str | None = None) -> Iterator[Session]:
-    """A driver session, closed with its cluster on exit."""
-    cluster = connect(cassandra)
+def cassandra_session(
+    cassandra: CassandraConfig, keyspace: str | None = None, only_node: str | None = None
+) -> Iterator[Session]:
+    """A driver session (see :func:`connect`), closed with its cluster on exit."""
+    cluster = connect(cassandra, only_node)
     try:
         yield cluster.connect(keyspace)
     finally:

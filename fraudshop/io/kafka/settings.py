@@ -65,6 +65,10 @@ def _spark_connection_options(kafka: KafkaConfig) -> dict[str, str]:
     return options
 
 
+#: Kafka clients' default request.timeout.ms.
+KAFKA_REQUEST_TIMEOUT_MS = 30_000
+
+
 def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
     options = {
         **_spark_connection_options(kafka),
@@ -74,6 +78,10 @@ def kafka_source_options(kafka: KafkaConfig) -> dict[str, str]:
         # A task reads its offset range up to the log's end; with the broker's default 500 ms fetch
         # wait, each small batch's Kafka tasks waited about 550 ms on it (profiled: 18 ms of CPU).
         "kafka.fetch.max.wait.ms": "20",
+        # A call aimed at a broker that died waits this long before it is tried again with fresh metadata;
+        # a request's own timeout (Kafka's default 30 s) may not exceed it.
+        "kafka.default.api.timeout.ms": str(kafka.api_timeout_seconds * 1000),
+        "kafka.request.timeout.ms": str(min(kafka.api_timeout_seconds * 1000, KAFKA_REQUEST_TIMEOUT_MS)),
     }
     if kafka.max_offsets_per_trigger > 0:
         options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)

@@ -14,13 +14,25 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topic(kafka: KafkaConfig) -> None:
-    """Create the transaction topic and the notifications topic, each unless it exists."""
+    """Create the transaction topic and the notifications topic, each unless it exists, with the
+    configured partitions, replicas and in-sync replicas an acks=all write needs."""
     admin = KafkaAdminClient(**kafka_client_settings(kafka))
     try:
         for topic in (kafka.topic, kafka.notifications_topic):
             try:
-                admin.create_topics([NewTopic(topic, kafka.topic_partitions, 1)])
-                log.info("created topic %s with %d partitions", topic, kafka.topic_partitions)
+                # 0: the brokers' own setting, never overridden by a weaker one.
+                minimum = kafka.topic_min_insync_replicas
+                settings = {"min.insync.replicas": str(minimum)} if minimum else {}
+                admin.create_topics(
+                    [NewTopic(topic, kafka.topic_partitions, kafka.topic_replication_factor, topic_configs=settings)]
+                )
+                log.info(
+                    "created topic %s with %d partitions, %d replicas (in sync for a write: %s)",
+                    topic,
+                    kafka.topic_partitions,
+                    kafka.topic_replication_factor,
+                    minimum or "the brokers' setting",
+                )
             except TopicAlreadyExistsError:
                 pass
     finally:

@@ -19,7 +19,8 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -68,6 +69,8 @@ class ServerProcess:
     server_log: Path
     ready_line: re.Pattern[str]
     run_dir: Path
+    #: Variables set for the server over this process's environment.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def pid_file(self) -> Path:
@@ -109,9 +112,15 @@ class ServerProcess:
 
     def start(self, timeout_seconds: float) -> float:
         """Start unless already running; return seconds spent waiting for readiness."""
+        launched = self.launch()
+        return launched.wait_ready(timeout_seconds) if launched else 0.0
+
+    def launch(self) -> Launched | None:
+        """Start the server's process unless it is running (then None); :meth:`Launched.wait_ready`
+        waits for it. Servers that only become ready together (a quorum) are launched, then waited for."""
         if self.is_running():
             log.info("%s already running (pid %s) on %s:%d", self.name, self.pid(), self.host, self.port)
-            return 0.0
+            return None
         if port_is_open(self.host, self.port):
             raise ServerStartError(
                 f"{self.name}: port {self.host}:{self.port} is taken by a process fraudshop did not start; "
@@ -124,6 +133,7 @@ class ServerProcess:
         with open(self.console_log, "ab") as console:
             process = subprocess.Popen(
                 self.command,
+                env={**os.environ, **self.environment},
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
@@ -131,29 +141,7 @@ class ServerProcess:
             )
         self.pid_file.write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()}\n")
         log.info("starting %s (pid %d), log %s", self.name, process.pid, self.server_log)
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise ServerStartError(
-                    f"{self.name} exited with code {process.returncode} while starting; see {self.server_log} "
-                    f"and {self.console_log}"
-                )
-            return port_is_open(self.host, self.port) and self._console_says_ready(console_offset)
-
-        def report(elapsed: float) -> None:
-            log.info("waiting for %s … %.0f s", self.name, elapsed)
-
-        try:
-            wait_until(ready, timeout_seconds, self.name, interval=0.5, every_10_seconds=report)
-        except TimeoutError:
-            self.stop()
-            raise ServerStartError(
-                f"{self.name} was not ready after {timeout_seconds:.0f} s; see {self.server_log}"
-            ) from None
-        elapsed = time.monotonic() - started
-        log.info("%s ready on %s:%d after %.1f s", self.name, self.host, self.port, elapsed)
-        return elapsed
+        return Launched(self, process, console_offset, started)
 
     def _console_says_ready(self, offset: int) -> bool:
         with open(self.console_log, errors="replace") as console:
@@ -204,3 +192,42 @@ class ServerProcess:
             return f"{self.name}: stopped"
         state = "ready" if port_is_open(self.host, self.port) else "starting"
         return f"{self.name}: {state} (pid {pid}) on {self.host}:{self.port}, log {self.server_log}"
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A server's process just started: :meth:`wait_ready` waits until it serves."""
+
+    server: ServerProcess
+    process: subprocess.Popen[bytes]
+    console_offset: int
+    started: float
+
+    def wait_ready(self, timeout_seconds: float) -> float:
+        """Wait until the port accepts connections and the console log has the ready line; return the
+        seconds since the launch. A server that exits or outlasts ``timeout_seconds`` is an error (and stopped)."""
+        server, process = self.server, self.process
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                server.pid_file.unlink(missing_ok=True)
+                raise ServerStartError(
+                    f"{server.name} exited with code {process.returncode} while starting; see {server.server_log} "
+                    f"and {server.console_log}"
+                )
+            return port_is_open(server.host, server.port) and server._console_says_ready(self.console_offset)
+
+        def report(elapsed: float) -> None:
+            log.info("waiting for %s … %.0f s", server.name, elapsed)
+
+        remaining = timeout_seconds - (time.monotonic() - self.started)
+        try:
+            wait_until(ready, max(remaining, 0.5), server.name, interval=0.5, every_10_seconds=report)
+        except TimeoutError:
+            server.stop()
+            raise ServerStartError(
+                f"{server.name} was not ready after {timeout_seconds:.0f} s; see {server.server_log}"
+            ) from None
+        elapsed = time.monotonic() - self.started
+        log.info("%s ready on %s:%d after %.1f s", server.name, server.host, server.port, elapsed)
+        return elapsed

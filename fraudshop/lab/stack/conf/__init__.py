@@ -18,6 +18,10 @@ def stack_conf(name: str) -> Path:
     return packaged_file(__name__, name)
 
 
+#: The lab cluster's config (``fraudshop cluster``), a layer over the packaged defaults: pass it with --config.
+CLUSTER_CONFIG = stack_conf("cluster.toml")
+
+
 def render_stack_conf(name: str, **values: Any) -> str:
     """The template ``name`` with its ``{{ placeholders }}`` filled from ``values``."""
     return _TEMPLATES.from_string(stack_conf(name).read_text()).render(**values)

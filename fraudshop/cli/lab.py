@@ -84,11 +84,11 @@ def faults(config: Config, args: argparse.Namespace) -> int:
             r.get("node", ""),
             r.get("server_down_and_restart_seconds"),
             r["seconds_to_next_batch"],
-            r.get("node_back_seconds"),
+            r.get("node_restart_seconds"),
         ]
         for r in figures["recoveries"]
     ]
-    print_table(("fault", "node", "server down (s)", "fault to next batch (s)", "node back (s)"), rows)
+    print_table(("fault", "node", "server down (s)", "fault to next batch (s)", "node restart (s)"), rows)
     print(", ".join(f"{name} {figures[name]}" for name in _DRILL_COUNTS))
     secrets_seen = figures["secret_in_job_log"] or figures["secret_on_command_line"]
     print(f"job exits: {len(figures['job_exits'])}; a secret seen in the job's log or command line: {secrets_seen}")

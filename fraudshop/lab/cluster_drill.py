@@ -182,7 +182,10 @@ class ClusterFaults:
         assert busy is not None
         host = busy["hostPort"].rsplit(":", 1)[0]
         workers = [n for n in cluster_nodes_of(self.config) if n.server.name.startswith("spark-worker")]
-        (node,) = [worker for worker in workers if worker.server.host == host]
+        matching = [worker for worker in workers if worker.server.host == host]
+        if len(matching) != 1:
+            raise RuntimeError(f"executor {busy['id']} runs on {host}, which is no worker of the lab cluster")
+        node = matching[0]
         killed = self._kill(node, {"executor": busy["id"], "tasks_running_on_it": busy["activeTasks"]})
         return replace(killed, bring_back=partial(self._after_worker_lost, node, api, busy["id"]))
 

@@ -389,9 +389,10 @@ def run_drill(
                 recovery["seconds_to_next_batch"] = round(time.monotonic() - struck, 1)
                 if bring_back is not None:
                     shown.update(f"fault {index} of {len(plan.faults)} ({fault}): bringing the node back")
-                    pending_bring_back = None
                     recovery.update(bring_back())
-                    batches_at_fault = batches_with_records(progress_file)
+                    pending_bring_back = None  # only once back: a failed return is tried again on the way out
+                # The next fault counts its batches from this one's: what was produced may be processed by
+                # now (a node's return takes a while), and nothing more comes before that fault.
                 recoveries.append(recovery)
                 shown.update(f"fault {index} of {len(plan.faults)} ({fault}): recovered")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fraudshop.cli.registry import Commands, add_command
-from fraudshop.config import Config
-from fraudshop.config.arguments import load_config_from_args
+from fraudshop.config import CONFIG_FILE_ENV, Config, load_config
 from fraudshop.lab.bench.plan import add_bench_arguments
 from fraudshop.lab.stack.conf import CLUSTER_CONFIG
 
@@ -49,9 +49,8 @@ def faults(config: Config, args: argparse.Namespace) -> int:
     from fraudshop.lab.faults import DEFAULT_FAULTS, DrillPlan, Fault, parse_restart_commands, run_drill_in_scratch
     from fraudshop.lab.stack.cluster import shared_directory
 
-    if args.cluster:  # the lab cluster's config, unless --config or $FRAUDSHOP_CONFIG names another
-        args.default_config = CLUSTER_CONFIG
-        config = load_config_from_args(args)
+    if args.cluster and args.config is None and not os.environ.get(CONFIG_FILE_ENV):
+        config = load_config(path=CLUSTER_CONFIG, overrides=args.overrides)
     if args.no_faults:
         chosen: tuple[Fault, ...] = ()
     elif args.fault:

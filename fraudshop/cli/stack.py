@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from functools import partial
 
 from fraudshop.cli.registry import Commands, add_command
-from fraudshop.config import Config
-from fraudshop.config.arguments import config_file
+from fraudshop.config import CONFIG_FILE_ENV, Config
 from fraudshop.lab.stack.conf import CLUSTER_CONFIG
 
 
@@ -44,7 +44,8 @@ def cluster(config: Config, args: argparse.Namespace) -> int:
     except ValueError as error:  # ClusterConfigError among them: a config that is not the lab cluster's
         print(f"fraudshop: {error}", file=sys.stderr)
         return 2
-    print(f"config: {config_file(args)} (pass it with --config to run fraudshop commands on the cluster)")
+    used = args.config or os.environ.get(CONFIG_FILE_ENV) or CLUSTER_CONFIG
+    print(f"config: {used} (pass it with --config to run fraudshop commands on the cluster)")
     return 0
 
 

@@ -31,13 +31,10 @@ def config_argument_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def config_file(args: argparse.Namespace) -> Path | None:
-    """The config file a command runs on: ``--config``, else ``$FRAUDSHOP_CONFIG``, else the command's
-    own default file (``default_config``: the lab cluster's commands run on the cluster's config)."""
-    environment_file = os.environ.get(CONFIG_FILE_ENV)
-    return args.config or (Path(environment_file) if environment_file else getattr(args, "default_config", None))
-
-
 def load_config_from_args(args: argparse.Namespace) -> Config:
-    """The config of :func:`config_file`, with ``--set``."""
-    return load_config(path=config_file(args), overrides=args.overrides)
+    """The config of ``--config``, else ``$FRAUDSHOP_CONFIG``, else the command's own default file
+    (``default_config``: the lab cluster's commands run on the cluster's config), with ``--set``."""
+    path = args.config
+    if path is None and not os.environ.get(CONFIG_FILE_ENV):
+        path = getattr(args, "default_config", None)
+    return load_config(path=path, overrides=args.overrides)

@@ -47,7 +47,6 @@ from fraudshop.lab.faults import (
     SupervisedJob,
     batches_with_records,
     run_drill,
-    with_drill_batch_cap,
 )
 from fraudshop.lab.stack.cluster import ClusterNode, cluster_is_running, cluster_nodes_of, node_named
 from fraudshop.lab.waiting import wait_until
@@ -263,7 +262,11 @@ def run_cluster_drill(config: Config, plan: DrillPlan, work_dir: Path, keep: boo
     if other := [str(fault) for fault in plan.faults if not (fault.on_a_node or fault.server is None)]:
         raise ValueError(f"the cluster drill kills nodes and the driver; it restarts no server: {', '.join(other)}")
     zipped = package_zip(work_dir / "fraudshop.zip")
-    config = with_drill_batch_cap(config.with_settings(f"job.py_files={zipped}"), plan)
+    per_trigger = max(1, plan.transactions // (4 * (len(plan.faults) + 1)))
+    settings = [f"job.py_files={zipped}"]
+    if not 0 < config.kafka.max_offsets_per_trigger <= per_trigger:
+        settings.append(f"kafka.max_offsets_per_trigger={per_trigger}")
+    config = config.with_settings(*settings)
     with scratch_space(config, "cluster_drill", work_dir, keep=keep) as (scratch, session):
         # Only hints may complete a node that was down: no read (the drill's own polls at LOCAL_QUORUM
         # included) repairs the table the replicas are checked on.

@@ -512,15 +512,6 @@ def _timed(figures: dict[str, Any], name: str) -> Iterator[None]:
 DEFAULT_FAULTS = (Fault.KILL_JOB, Fault.KILL_JOB, Fault.KILL_JOB, Fault.STOP_JOB)
 
 
-def with_drill_batch_cap(config: Config, plan: DrillPlan) -> Config:
-    """``config`` with its batches capped so each part of the workload spans several micro-batches:
-    every fault lands mid-stream."""
-    per_trigger = max(1, plan.transactions // (4 * (len(plan.faults) + 1)))
-    if not 0 < config.kafka.max_offsets_per_trigger <= per_trigger:
-        return config.with_settings(f"kafka.max_offsets_per_trigger={per_trigger}")
-    return config
-
-
 def parse_restart_commands(assignments: list[str]) -> dict[str, str]:
     """``kafka=COMMAND`` / ``cassandra=COMMAND`` pairs."""
     commands = {}
@@ -544,7 +535,10 @@ def run_drill_in_scratch(
     if servers - set(restart_commands) and not stack_is_running(config):
         missing = ", ".join(sorted(servers - set(restart_commands)))
         raise ValueError(f"restarting {missing} of a stack that is not fraudshop's local one needs --restart-command")
-    config = with_drill_batch_cap(config, plan)
+    # Several micro-batches per chunk of the workload, so every fault lands mid-stream.
+    per_trigger = max(1, plan.transactions // (4 * (len(plan.faults) + 1)))
+    if not 0 < config.kafka.max_offsets_per_trigger <= per_trigger:
+        config = config.with_settings(f"kafka.max_offsets_per_trigger={per_trigger}")
     restart = restart_with_commands(restart_commands) if restart_commands else restart_local_server(config)
     with scratch_space(config, "fault_drill", work_dir, keep=keep) as (scratch, session):
         return run_drill(scratch, plan, session, work_dir, restart)
